@@ -1,0 +1,183 @@
+//! The `palisade` command: `decide`, `explain` and `lint` over a bundle of manifests.
+
+use std::io::{BufRead, Read, Write};
+use std::process::ExitCode;
+
+use palisade::explain::decision_json;
+use palisade::{Config, Decision, Engine, OwnedRequest};
+
+const USAGE: &str = "\
+usage:
+  palisade decide  --bundle PATH... (--request FILE|- | --requests FILE.jsonl) [--config FILE]
+  palisade explain --bundle PATH... (--request FILE|- | --requests FILE.jsonl) [--config FILE]
+  palisade lint    --bundle PATH... [--config FILE]
+
+PATH is a file or a directory (its *.yaml, *.yml and *.json files, recursively).
+Exit status: 0 when decisions were printed, 1 when the bundle or config cannot be loaded,
+2 on usage errors.";
+
+struct Args {
+    command: String,
+    bundles: Vec<String>,
+    request: Option<String>,
+    requests: Option<String>,
+    config: Option<String>,
+}
+
+fn parse_args(argv: &[String]) -> Result<Args, String> {
+    let mut it = argv.iter().peekable();
+    let command = it.next().ok_or("missing command")?.clone();
+    if !matches!(command.as_str(), "decide" | "explain" | "lint") {
+        return Err(format!("unknown command {command:?}"));
+    }
+    let mut a = Args { command, bundles: Vec::new(), request: None, requests: None, config: None };
+    while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "--bundle" => {
+                let before = a.bundles.len();
+                while let Some(v) = it.peek() {
+                    if v.starts_with("--") {
+                        break;
+                    }
+                    a.bundles.push((*v).clone());
+                    it.next();
+                }
+                if a.bundles.len() == before {
+                    return Err("--bundle needs at least one path".into());
+                }
+            }
+            "--request" => a.request = Some(it.next().ok_or("--request needs a file or -")?.clone()),
+            "--requests" => a.requests = Some(it.next().ok_or("--requests needs a file")?.clone()),
+            "--config" => a.config = Some(it.next().ok_or("--config needs a file")?.clone()),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if a.bundles.is_empty() {
+        return Err("--bundle is required".into());
+    }
+    if a.command == "lint" {
+        if a.request.is_some() || a.requests.is_some() {
+            return Err("lint takes no requests".into());
+        }
+    } else if a.request.is_some() == a.requests.is_some() {
+        return Err("give exactly one of --request or --requests".into());
+    }
+    Ok(a)
+}
+
+fn read_input(path: &str) -> std::io::Result<String> {
+    if path == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(path)
+    }
+}
+
+fn load(args: &Args) -> Result<Engine, String> {
+    let config = match &args.config {
+        None => Config::default(),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))?;
+            Config::from_yaml(&text).map_err(|e| format!("{p}: {e}"))?
+        }
+    };
+    let engine = Engine::new(config);
+    engine.load_paths(&args.bundles).map_err(|e| e.to_string())?;
+    Ok(engine)
+}
+
+/// Decides one request text; a text that does not parse is an `invalid_request` deny.
+fn answer(engine: &Engine, text: &str, explain: bool, out: &mut impl Write) -> std::io::Result<()> {
+    let snapshot = engine.snapshot();
+    let parsed = OwnedRequest::from_json(text);
+    let (json, readable) = match &parsed {
+        Ok(req) => {
+            let e = engine.explain(&req.as_request());
+            (e.json().clone(), e.to_string())
+        }
+        Err(err) => {
+            let generation = snapshot.as_ref().map(|s| s.generation()).unwrap_or(0);
+            let d = Decision::invalid("the request does not parse", generation);
+            let json = decision_json(snapshot.as_deref().map(|s| s.bundle()), &d, &Default::default());
+            eprintln!("palisade: {err}");
+            (json, format!("decision: deny (invalid_request)\n  why: {err}\n"))
+        }
+    };
+    if explain {
+        writeln!(out, "{readable}")
+    } else {
+        writeln!(out, "{json}")
+    }
+}
+
+fn run(args: &Args) -> Result<ExitCode, String> {
+    let engine = load(args)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let io = |e: std::io::Error| e.to_string();
+    match args.command.as_str() {
+        "lint" => {
+            let snapshot = engine.snapshot().ok_or("nothing loaded")?;
+            let warnings = palisade::lint::lint(snapshot.bundle());
+            for w in &warnings {
+                writeln!(out, "{w}").map_err(io)?;
+            }
+            writeln!(
+                out,
+                "{} policies, {} endpoints, {} network sets: 0 errors, {} warnings",
+                snapshot.bundle().policies.len(),
+                snapshot.bundle().endpoints.len(),
+                snapshot.bundle().network_sets.len(),
+                warnings.len()
+            )
+            .map_err(io)?;
+        }
+        cmd => {
+            let explain = cmd == "explain";
+            if let Some(path) = &args.request {
+                let text = read_input(path).map_err(|e| format!("{path}: {e}"))?;
+                answer(&engine, &text, explain, &mut out).map_err(io)?;
+            } else if let Some(path) = &args.requests {
+                let reader: Box<dyn BufRead> = if path == "-" {
+                    Box::new(std::io::BufReader::new(std::io::stdin()))
+                } else {
+                    Box::new(std::io::BufReader::new(std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?))
+                };
+                for line in reader.lines() {
+                    let line = line.map_err(|e| format!("{path}: {e}"))?;
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    answer(&engine, &line, explain, &mut out).map_err(io)?;
+                }
+            }
+        }
+    }
+    out.flush().map_err(io)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let args = match parse_args(&argv) {
+        Ok(a) => a,
+        Err(msg) => {
+            if msg.is_empty() {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("palisade: {msg}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("palisade: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Engine configuration: identity options, the profile default, and resource limits.
+
+use serde::Deserialize;
+
+use crate::decision::Action;
+use crate::error::ConfigError;
+use crate::selector::ParseLimits;
+
+/// How the engine decides, and how much input it accepts.
+///
+/// Built with [`Config::default`] and adjusted field by field, or read from YAML with
+/// [`Config::from_yaml`] (unknown keys, wrong types and unknown values are errors).
+///
+/// ```
+/// let cfg = palisade::Config::from_yaml("trust_domain: prod.example\nno_policy_action: deny\n").unwrap();
+/// assert_eq!(cfg.trust_domain, "prod.example");
+/// assert!(palisade::Config::from_yaml("trust_domian: x\n").is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The SPIFFE trust domain of this cluster (default `cluster.local`).
+    pub trust_domain: String,
+    /// Deny requests from a known workload that present no principal, when the ingress
+    /// side is evaluated (default false).
+    pub require_peer_identity: bool,
+    /// The verdict when every tier passed or none applied (Calico's namespace profile
+    /// allows; default `allow`).
+    pub no_policy_action: Action,
+    /// Istio's root namespace, whose AuthorizationPolicies apply mesh-wide (default `istio-system`).
+    pub istio_root_namespace: String,
+    /// Largest bundle, in bytes of source text (default 64 MiB).
+    pub max_bundle_bytes: usize,
+    /// Most documents (objects, counting `List` items) in a bundle (default 1,000,000).
+    pub max_documents: usize,
+    /// Deepest selector nesting (default 64).
+    pub max_selector_depth: usize,
+    /// Longest selector, in bytes (default 16 KiB).
+    pub max_selector_len: usize,
+    /// Most rules per policy and direction (default 1024, Calico's own limit).
+    pub max_rules_per_policy: usize,
+    /// Most CIDRs in one rule, counting `nets` and `notNets` of both entities (default 10,000).
+    pub max_cidrs_per_rule: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            trust_domain: "cluster.local".into(),
+            require_peer_identity: false,
+            no_policy_action: Action::Allow,
+            istio_root_namespace: "istio-system".into(),
+            max_bundle_bytes: 64 * 1024 * 1024,
+            max_documents: 1_000_000,
+            max_selector_depth: 64,
+            max_selector_len: 16 * 1024,
+            max_rules_per_policy: 1024,
+            max_cidrs_per_rule: 10_000,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a configuration from YAML (or JSON) text. Omitted keys keep their defaults.
+    pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        let value: serde_json::Value = serde_saphyr::from_str(text)
+            .map_err(|e| ConfigError { field: "-".into(), message: e.to_string() })?;
+        if value.is_null() {
+            return Ok(Config::default());
+        }
+        let cfg: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError { field: if path == "." { "-".into() } else { path }, message: e.into_inner().to_string() }
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks values that are well-typed but unusable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let td = &self.trust_domain;
+        if td.is_empty() || !td.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)) {
+            return Err(ConfigError {
+                field: "trust_domain".into(),
+                message: format!("{td:?} is not a SPIFFE trust domain (lower-case letters, digits, '.', '_', '-')"),
+            });
+        }
+        if self.istio_root_namespace.is_empty() {
+            return Err(ConfigError { field: "istio_root_namespace".into(), message: "must not be empty".into() });
+        }
+        for (name, v) in [
+            ("max_bundle_bytes", self.max_bundle_bytes),
+            ("max_documents", self.max_documents),
+            ("max_selector_depth", self.max_selector_depth),
+            ("max_selector_len", self.max_selector_len),
+            ("max_rules_per_policy", self.max_rules_per_policy),
+            ("max_cidrs_per_rule", self.max_cidrs_per_rule),
+        ] {
+            if v == 0 {
+                return Err(ConfigError { field: name.into(), message: "must be at least 1".into() });
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn selector_limits(&self) -> ParseLimits {
+        ParseLimits { max_len: self.max_selector_len, max_depth: self.max_selector_depth }
+    }
+}

@@ -1,0 +1,94 @@
+//! Lint: warnings about a bundle that loads but probably does not say what its authors
+//! meant (rules that can never be reached, policies that select nothing).
+
+use crate::model::{Bundle, CalicoRule, RuleAction, RuleMatch};
+use crate::Side;
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// Where the object was declared (`file#document`).
+    pub origin: String,
+    /// The policy, as `<kind>:[<ns>/]<name>`.
+    pub object: String,
+    /// The field path, when the finding is about one rule.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "warning: {}: {}: ", self.origin, self.object)?;
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+fn matches_everything(r: &CalicoRule) -> bool {
+    r.protocol.is_none()
+        && r.not_protocol.is_none()
+        && r.icmp.is_none()
+        && r.not_icmp.is_none()
+        && r.ip_version.is_none()
+        && r.source.is_empty()
+        && r.destination.is_empty()
+        && r.http.as_ref().is_none_or(|h| !h.is_constraining())
+}
+
+/// Lints a loaded bundle.
+///
+/// ```
+/// let yaml = r#"
+/// apiVersion: projectcalico.org/v3
+/// kind: GlobalNetworkPolicy
+/// metadata: {name: p}
+/// spec:
+///   ingress: [{action: Deny}, {action: Allow, protocol: TCP}]
+/// "#;
+/// let b = palisade::load::load(&[palisade::load::Source { name: "p.yaml", text: yaml }], &Default::default()).unwrap();
+/// let w = palisade::lint::lint(&b);
+/// assert!(w.iter().any(|w| w.message.contains("unreachable")));
+/// ```
+pub fn lint(bundle: &Bundle) -> Vec<Warning> {
+    let mut out = Vec::new();
+    for p in &bundle.policies {
+        let object = p.display_name();
+        if p.staged != Some(crate::model::StagedAction::Delete)
+            && !bundle.endpoints.is_empty()
+            && !bundle.endpoints.iter().any(|e| p.selector.matches(&e.labels))
+        {
+            out.push(Warning {
+                origin: p.origin.clone(),
+                object: object.clone(),
+                field: None,
+                message: "selects no endpoint of the bundle".into(),
+            });
+        }
+        for side in [Side::Ingress, Side::Egress] {
+            let Some(rules) = p.rules(side) else { continue };
+            let mut shadow: Option<(usize, RuleAction)> = None;
+            for (i, r) in rules.iter().enumerate() {
+                if let Some((j, a)) = shadow {
+                    out.push(Warning {
+                        origin: p.origin.clone(),
+                        object: object.clone(),
+                        field: Some(format!("spec.{}[{i}]", side.as_str())),
+                        message: format!(
+                            "unreachable: rule {j} ({}) matches all traffic and ends evaluation",
+                            a.as_str()
+                        ),
+                    });
+                    continue;
+                }
+                let RuleMatch::Calico(c) = &r.matcher;
+                if r.action != RuleAction::Log && matches_everything(c) {
+                    shadow = Some((i, r.action));
+                }
+            }
+        }
+    }
+    out
+}

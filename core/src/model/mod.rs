@@ -1,0 +1,58 @@
+//! The loaded bundle: tiers, policies, endpoints and network sets, validated and with every
+//! Calico scoping rule already folded into plain selectors.
+//!
+//! Both evaluators read this model: the reference evaluator walks it directly, the compiled
+//! snapshot is built from it.
+
+mod endpoint;
+mod policy;
+
+use std::collections::BTreeMap;
+
+pub use endpoint::{Endpoint, NamedPort, NetworkSet};
+pub use policy::{
+    CalicoRule, EntityMatch, HttpMatch, IcmpMatch, PathMatch, Policy, PolicyId, PolicyKind, PortMatch, Rule,
+    RuleAction, RuleMatch, StagedAction, Tier, TierDefault, TierId,
+};
+
+/// A validated bundle.
+#[derive(Debug, Clone, Default)]
+pub struct Bundle {
+    /// Tiers in evaluation order (order ascending, absent last, then name).
+    pub tiers: Vec<Tier>,
+    /// Every policy, enforced and staged, in tie-break order within each tier.
+    pub policies: Vec<Policy>,
+    /// Workload endpoints (pods with an IP).
+    pub endpoints: Vec<Endpoint>,
+    /// Global and namespaced network sets.
+    pub network_sets: Vec<NetworkSet>,
+    /// Namespace labels (including the derived `kubernetes.io/metadata.name`).
+    pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
+    /// Documents that were skipped because Palisade does not need them (Services,
+    /// Deployments, IPPools ...).
+    pub skipped_documents: usize,
+    /// Objects read.
+    pub objects: usize,
+}
+
+impl Bundle {
+    /// The tier with this name, if declared.
+    pub fn tier_id(&self, name: &str) -> Option<TierId> {
+        self.tiers.iter().position(|t| t.name == name).and_then(|i| TierId::try_from(i).ok())
+    }
+
+    /// A tier by id.
+    pub fn tier(&self, id: TierId) -> Option<&Tier> {
+        self.tiers.get(id as usize)
+    }
+
+    /// A policy by id.
+    pub fn policy(&self, id: PolicyId) -> Option<&Policy> {
+        self.policies.get(id as usize)
+    }
+
+    /// The endpoint owning `ip` (exact match), if any.
+    pub fn endpoint_by_ip(&self, ip: std::net::IpAddr) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.ips.contains(&ip))
+    }
+}

@@ -1,0 +1,67 @@
+//! An immutable, compiled policy snapshot: the unit that `arc-swap` replaces on reload.
+
+use crate::config::Config;
+use crate::decision::Decision;
+use crate::error::LoadError;
+use crate::eval::{Trace, reference};
+use crate::explain::Explanation;
+use crate::load::{self, Source};
+use crate::model::Bundle;
+use crate::request::Request;
+
+/// A loaded bundle, ready to decide. Immutable and `Send + Sync`.
+#[derive(Debug)]
+pub struct Snapshot {
+    bundle: Bundle,
+    config: Config,
+    generation: u64,
+}
+
+impl Snapshot {
+    /// Loads and compiles sources into a snapshot.
+    pub fn build(sources: &[Source<'_>], config: &Config, generation: u64) -> Result<Snapshot, LoadError> {
+        let bundle = load::load(sources, config)?;
+        Ok(Snapshot::from_bundle(bundle, config, generation))
+    }
+
+    /// Compiles an already-loaded bundle.
+    pub fn from_bundle(bundle: Bundle, config: &Config, generation: u64) -> Snapshot {
+        Snapshot { bundle, config: config.clone(), generation }
+    }
+
+    /// The model this snapshot was compiled from.
+    pub fn bundle(&self) -> &Bundle {
+        &self.bundle
+    }
+
+    /// The configuration it decides with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Its generation (1 for the first load of an engine).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Decides a request.
+    pub fn decide(&self, req: &Request<'_>) -> Decision {
+        self.decide_reference(req)
+    }
+
+    /// Decides with the reference evaluator (for differential testing).
+    pub fn decide_reference(&self, req: &Request<'_>) -> Decision {
+        reference::evaluate(&self.bundle, &self.config, req, self.generation).0
+    }
+
+    /// Decides and records the tier walk.
+    pub fn decide_traced(&self, req: &Request<'_>) -> (Decision, Trace) {
+        reference::evaluate(&self.bundle, &self.config, req, self.generation)
+    }
+
+    /// Decides and explains.
+    pub fn explain(&self, req: &Request<'_>) -> Explanation {
+        let (d, t) = self.decide_traced(req);
+        Explanation::new(self, req, d, t)
+    }
+}
