@@ -30,7 +30,13 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
     if !matches!(command.as_str(), "decide" | "explain" | "lint") {
         return Err(format!("unknown command {command:?}"));
     }
-    let mut a = Args { command, bundles: Vec::new(), request: None, requests: None, config: None };
+    let mut a = Args {
+        command,
+        bundles: Vec::new(),
+        request: None,
+        requests: None,
+        config: None,
+    };
     while let Some(flag) = it.next() {
         match flag.as_str() {
             "--bundle" => {
@@ -46,7 +52,9 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
                     return Err("--bundle needs at least one path".into());
                 }
             }
-            "--request" => a.request = Some(it.next().ok_or("--request needs a file or -")?.clone()),
+            "--request" => {
+                a.request = Some(it.next().ok_or("--request needs a file or -")?.clone())
+            }
             "--requests" => a.requests = Some(it.next().ok_or("--requests needs a file")?.clone()),
             "--config" => a.config = Some(it.next().ok_or("--config needs a file")?.clone()),
             "-h" | "--help" => return Err(String::new()),
@@ -85,7 +93,9 @@ fn load(args: &Args) -> Result<Engine, String> {
         }
     };
     let engine = Engine::new(config);
-    engine.load_paths(&args.bundles).map_err(|e| e.to_string())?;
+    engine
+        .load_paths(&args.bundles)
+        .map_err(|e| e.to_string())?;
     Ok(engine)
 }
 
@@ -101,9 +111,16 @@ fn answer(engine: &Engine, text: &str, explain: bool, out: &mut impl Write) -> s
         Err(err) => {
             let generation = snapshot.as_ref().map(|s| s.generation()).unwrap_or(0);
             let d = Decision::invalid("the request does not parse", generation);
-            let json = decision_json(snapshot.as_deref().map(|s| s.bundle()), &d, &Default::default());
+            let json = decision_json(
+                snapshot.as_deref().map(|s| s.bundle()),
+                &d,
+                &Default::default(),
+            );
             eprintln!("palisade: {err}");
-            (json, format!("decision: deny (invalid_request)\n  why: {err}\n"))
+            (
+                json,
+                format!("decision: deny (invalid_request)\n  why: {err}\n"),
+            )
         }
     };
     if explain {
@@ -114,7 +131,15 @@ fn answer(engine: &Engine, text: &str, explain: bool, out: &mut impl Write) -> s
 }
 
 fn run(args: &Args) -> Result<ExitCode, String> {
-    let engine = load(args)?;
+    let engine = match load(args) {
+        Ok(e) => e,
+        // lint reports its findings, errors included, on stdout.
+        Err(e) if args.command == "lint" => {
+            println!("error: {e}");
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e),
+    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let io = |e: std::io::Error| e.to_string();
@@ -144,7 +169,9 @@ fn run(args: &Args) -> Result<ExitCode, String> {
                 let reader: Box<dyn BufRead> = if path == "-" {
                     Box::new(std::io::BufReader::new(std::io::stdin()))
                 } else {
-                    Box::new(std::io::BufReader::new(std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?))
+                    Box::new(std::io::BufReader::new(
+                        std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?,
+                    ))
                 };
                 for line in reader.lines() {
                     let line = line.map_err(|e| format!("{path}: {e}"))?;

@@ -159,6 +159,9 @@ pub struct RequestError {
 
 impl RequestError {
     pub(crate) fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        RequestError { field: field.into(), message: message.into() }
+        RequestError {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }

@@ -69,7 +69,10 @@
 //! * `fs` (default): reading bundles from files and directories. Without it the crate has
 //!   no file-system code and builds for `wasm32-unknown-unknown`.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod config;
 pub mod decision;
@@ -94,3 +97,8 @@ pub use error::{ConfigError, LoadError, LoadErrorKind, RequestError, SelectorErr
 pub use explain::Explanation;
 pub use request::{Address, Auth, Direction, Headers, Http, Icmp, OwnedRequest, Request, StrList};
 pub use snapshot::Snapshot;
+
+/// The README's Rust examples, compiled and run as doc tests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,8 +1,8 @@
 //! Lint: warnings about a bundle that loads but probably does not say what its authors
 //! meant (rules that can never be reached, policies that select nothing).
 
-use crate::model::{Bundle, CalicoRule, RuleAction, RuleMatch};
 use crate::Side;
+use crate::model::{Bundle, CalicoRule, RuleAction, RuleMatch};
 
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +58,10 @@ pub fn lint(bundle: &Bundle) -> Vec<Warning> {
         let object = p.display_name();
         if p.staged != Some(crate::model::StagedAction::Delete)
             && !bundle.endpoints.is_empty()
-            && !bundle.endpoints.iter().any(|e| p.selector.matches(&e.labels))
+            && !bundle
+                .endpoints
+                .iter()
+                .any(|e| p.selector.matches(&e.labels))
         {
             out.push(Warning {
                 origin: p.origin.clone(),

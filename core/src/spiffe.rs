@@ -35,7 +35,11 @@ impl<'a> SpiffeId<'a> {
             Some(i) => rest.split_at(i),
             None => (rest, ""),
         };
-        if td.is_empty() || !td.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)) {
+        if td.is_empty()
+            || !td
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        {
             return None;
         }
         if !path.is_empty() {
@@ -44,12 +48,18 @@ impl<'a> SpiffeId<'a> {
                 if seg.is_empty() || seg == "." || seg == ".." {
                     return None;
                 }
-                if !seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+                if !seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                {
                     return None;
                 }
             }
         }
-        Some(SpiffeId { trust_domain: td, path })
+        Some(SpiffeId {
+            trust_domain: td,
+            path,
+        })
     }
 
     /// `(namespace, service account)` when the path is exactly `/ns/<ns>/sa/<sa>`.
@@ -111,7 +121,12 @@ mod tests {
     fn workload_path() {
         let id = SpiffeId::parse("spiffe://td/ns/x/sa/y").unwrap();
         assert_eq!(id.workload(), Some(("x", "y")));
-        assert_eq!(SpiffeId::parse("spiffe://td/ns/x/sa/y/z").unwrap().workload(), None);
+        assert_eq!(
+            SpiffeId::parse("spiffe://td/ns/x/sa/y/z")
+                .unwrap()
+                .workload(),
+            None
+        );
         assert_eq!(SpiffeId::parse("spiffe://td").unwrap().workload(), None);
     }
 }

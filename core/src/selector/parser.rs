@@ -24,7 +24,10 @@ pub struct ParseLimits {
 
 impl Default for ParseLimits {
     fn default() -> Self {
-        ParseLimits { max_len: 16 * 1024, max_depth: 64 }
+        ParseLimits {
+            max_len: 16 * 1024,
+            max_depth: 64,
+        }
     }
 }
 
@@ -44,10 +47,19 @@ pub fn parse_with(text: &str, limits: ParseLimits) -> Result<Expr, SelectorError
     if text.len() > limits.max_len {
         return Err(SelectorError::new(
             0,
-            format!("selector is {} bytes long, the limit is {}", text.len(), limits.max_len),
+            format!(
+                "selector is {} bytes long, the limit is {}",
+                text.len(),
+                limits.max_len
+            ),
         ));
     }
-    let mut p = Parser { s: text.as_bytes(), pos: 0, depth: 0, limits };
+    let mut p = Parser {
+        s: text.as_bytes(),
+        pos: 0,
+        depth: 0,
+        limits,
+    };
     p.ws();
     if p.eof() {
         return Ok(Expr::All);
@@ -91,7 +103,9 @@ impl Parser<'_> {
     }
 
     fn starts_with(&self, lit: &str) -> bool {
-        self.s.get(self.pos..).is_some_and(|r| r.starts_with(lit.as_bytes()))
+        self.s
+            .get(self.pos..)
+            .is_some_and(|r| r.starts_with(lit.as_bytes()))
     }
 
     fn eat(&mut self, lit: &str) -> bool {
@@ -155,7 +169,11 @@ impl Parser<'_> {
             }
         }
         self.depth -= 1;
-        Ok(if terms.len() == 1 { terms.swap_remove(0) } else { Expr::Or(terms) })
+        Ok(if terms.len() == 1 {
+            terms.swap_remove(0)
+        } else {
+            Expr::Or(terms)
+        })
     }
 
     fn and_expr(&mut self) -> Result<Expr, SelectorError> {
@@ -169,7 +187,11 @@ impl Parser<'_> {
                 break;
             }
         }
-        Ok(if terms.len() == 1 { terms.swap_remove(0) } else { Expr::And(terms) })
+        Ok(if terms.len() == 1 {
+            terms.swap_remove(0)
+        } else {
+            Expr::And(terms)
+        })
     }
 
     fn operation(&mut self) -> Result<Expr, SelectorError> {
@@ -181,7 +203,11 @@ impl Parser<'_> {
             self.ws();
         }
         let e = self.atom()?;
-        Ok(if negations % 2 == 1 { Expr::Not(Box::new(e)) } else { e })
+        Ok(if negations % 2 == 1 {
+            Expr::Not(Box::new(e))
+        } else {
+            e
+        })
     }
 
     fn atom(&mut self) -> Result<Expr, SelectorError> {

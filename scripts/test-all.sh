@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every check of the project; what CI runs (.ci/run) and what the README gives.
+# Installs what a fresh machine lacks (Debian's rustc-web for the wasm32 build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format"
+cargo fmt --all --check
+
+step "clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "tests (unit, integration, doc)"
+cargo test --workspace
+
+step "wasm32 build of the core"
+./scripts/wasm-core.sh
+
+step "all checks passed"
