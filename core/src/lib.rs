@@ -74,6 +74,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod compiled;
 pub mod config;
 pub mod decision;
 pub mod engine;

@@ -1,9 +1,10 @@
 //! An immutable, compiled policy snapshot: the unit that `arc-swap` replaces on reload.
 
+use crate::compiled::Program;
 use crate::config::Config;
 use crate::decision::Decision;
 use crate::error::LoadError;
-use crate::eval::{Trace, reference};
+use crate::eval::{NoTrace, Trace, reference};
 use crate::explain::Explanation;
 use crate::load::{self, Source};
 use crate::model::Bundle;
@@ -12,6 +13,7 @@ use crate::request::Request;
 /// A loaded bundle, ready to decide. Immutable and `Send + Sync`.
 #[derive(Debug)]
 pub struct Snapshot {
+    program: Program,
     bundle: Bundle,
     config: Config,
     generation: u64,
@@ -30,7 +32,9 @@ impl Snapshot {
 
     /// Compiles an already-loaded bundle.
     pub fn from_bundle(bundle: Bundle, config: &Config, generation: u64) -> Snapshot {
+        let program = Program::compile(&bundle, config);
         Snapshot {
+            program,
             bundle,
             config: config.clone(),
             generation,
@@ -52,9 +56,15 @@ impl Snapshot {
         self.generation
     }
 
-    /// Decides a request.
+    /// Decides a request with the compiled program: no lock, no allocation.
     pub fn decide(&self, req: &Request<'_>) -> Decision {
-        self.decide_reference(req)
+        crate::compiled::decide(&self.program, req, self.generation, &mut NoTrace)
+    }
+
+    /// Approximate heap bytes held by the compiled program (the model is kept beside it
+    /// for names and explanations).
+    pub fn program_heap_bytes(&self) -> usize {
+        self.program.heap_bytes()
     }
 
     /// Decides with the reference evaluator (for differential testing).
@@ -62,8 +72,15 @@ impl Snapshot {
         reference::evaluate(&self.bundle, &self.config, req, self.generation).0
     }
 
-    /// Decides and records the tier walk.
+    /// Decides with the compiled program and records the tier walk.
     pub fn decide_traced(&self, req: &Request<'_>) -> (Decision, Trace) {
+        let mut trace = Trace::default();
+        let d = crate::compiled::decide(&self.program, req, self.generation, &mut trace);
+        (d, trace)
+    }
+
+    /// Decides with the reference evaluator and records its tier walk.
+    pub fn decide_reference_traced(&self, req: &Request<'_>) -> (Decision, Trace) {
         reference::evaluate(&self.bundle, &self.config, req, self.generation)
     }
 

@@ -1,0 +1,469 @@
+//! The compiled program: what a snapshot decides with.
+//!
+//! Compilation follows Felix and Cilium:
+//! * endpoints and network sets with identical labels share one numeric **security
+//!   identity**;
+//! * every selector (policy or rule) is resolved once to the set of identities it matches,
+//!   through an inverted label index;
+//! * per identity and direction, the ordered list of applicable tiers and policies is
+//!   computed once and shared between identities with the same list;
+//! * IP to endpoint is an exact hash lookup; IP to network sets is one binary search in a
+//!   segment map that returns *every* covering set;
+//! * CIDRs and ports become sorted merged ranges, named ports are interned, HTTP methods and
+//!   paths are pre-normalised.
+//!
+//! A decision is then a few hash probes and binary searches plus a walk over the rules of
+//! the policies that apply to the two endpoints: no scan of all policies, no selector
+//! evaluation, no allocation.
+
+mod idset;
+mod ranges;
+mod selectors;
+mod walk;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use rustc_hash::FxHashMap;
+
+use self::idset::IdSet;
+use self::ranges::{IntervalMap, NetRanges, PortSet};
+use self::selectors::LabelIndex;
+use crate::config::Config;
+use crate::decision::Action;
+use crate::model::{
+    Bundle, EntityMatch, IcmpMatch, PathMatch, PolicyId, PortMatch, RuleAction, RuleMatch,
+    StagedAction, TierDefault, TierId,
+};
+use crate::selector::Expr;
+
+pub(crate) use walk::decide;
+
+/// Index of a resolved selector in [`Program::selectors`].
+type SelId = u32;
+
+/// A compiled policy decision program.
+#[derive(Debug)]
+pub(crate) struct Program {
+    ip_v4: FxHashMap<u32, u32>,
+    ip_v6: FxHashMap<u128, u32>,
+    endpoints: Box<[CEndpoint]>,
+    netsets: IntervalMap,
+    /// Interned lists of network-set identities; entry 0 is empty.
+    set_lists: Box<[Box<[u32]>]>,
+    selectors: Box<[IdSet]>,
+    /// Per-(identity, direction) policy lists, interned.
+    lists: Box<[PolicyList]>,
+    policies: Box<[CPolicy]>,
+    tiers: Box<[TierDefault]>,
+    no_policy_action: Action,
+    require_peer_identity: bool,
+    trust_domain: Box<str>,
+}
+
+#[derive(Debug)]
+struct CEndpoint {
+    identity: u32,
+    /// The SPIFFE ID of the workload.
+    spiffe: Box<str>,
+    /// Whether `spiffe` is itself a valid SPIFFE ID (fast path for principal checks).
+    spiffe_valid: bool,
+    namespace: Box<str>,
+    service_account: Box<str>,
+    /// `(name id, protocol, port)`.
+    named_ports: Box<[(u32, u8, u16)]>,
+    /// `[ingress, egress]`: enforced list, pending list (staged as enforced).
+    lists: [(u32, u32); 2],
+}
+
+/// An ordered policy list: tiers in order, each with its policies in order.
+#[derive(Debug, PartialEq, Eq, Hash, Clone)]
+struct PolicyList {
+    segments: Box<[Segment]>,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash, Clone)]
+struct Segment {
+    tier: TierId,
+    policies: Box<[PolicyId]>,
+}
+
+#[derive(Debug)]
+struct CPolicy {
+    ingress: Box<[CRule]>,
+    egress: Box<[CRule]>,
+}
+
+#[derive(Debug)]
+struct CRule {
+    action: RuleAction,
+    /// 0 when any.
+    ip_version: u8,
+    protocol: Option<u8>,
+    not_protocol: Option<u8>,
+    icmp: Option<IcmpMatch>,
+    not_icmp: Option<IcmpMatch>,
+    src: CEntity,
+    dst: CEntity,
+    http: Option<CHttp>,
+}
+
+#[derive(Debug, Default)]
+struct CEntity {
+    any: bool,
+    nets: Option<NetRanges>,
+    not_nets: Option<NetRanges>,
+    selector: Option<SelId>,
+    not_selector: Option<SelId>,
+    ports: Option<PortSet>,
+    not_ports: Option<PortSet>,
+}
+
+#[derive(Debug)]
+struct CHttp {
+    any_method: bool,
+    methods: Box<[Box<str>]>,
+    /// Sorted exact paths.
+    exact: Box<[Box<str>]>,
+    prefixes: Box<[Box<str>]>,
+    any_path: bool,
+}
+
+struct Compiler<'a> {
+    index: LabelIndex<'a>,
+    selector_ids: FxHashMap<&'a Expr, SelId>,
+    selectors: Vec<IdSet>,
+    port_names: FxHashMap<&'a str, u32>,
+}
+
+impl<'a> Compiler<'a> {
+    fn selector(&mut self, e: &'a Expr) -> SelId {
+        if let Some(&id) = self.selector_ids.get(e) {
+            return id;
+        }
+        let id = self.selectors.len() as SelId;
+        self.selectors.push(IdSet::from_bits(&self.index.eval(e)));
+        self.selector_ids.insert(e, id);
+        id
+    }
+
+    fn port_name(&mut self, n: &'a str) -> u32 {
+        let next = self.port_names.len() as u32;
+        *self.port_names.entry(n).or_insert(next)
+    }
+
+    fn ports(&mut self, list: &'a [PortMatch]) -> Option<PortSet> {
+        if list.is_empty() {
+            return None;
+        }
+        let mut ranges = Vec::new();
+        let mut named = Vec::new();
+        for p in list {
+            match p {
+                PortMatch::Range(lo, hi) => ranges.push((*lo, *hi)),
+                PortMatch::Named(n) => named.push(self.port_name(n)),
+            }
+        }
+        Some(PortSet::new(ranges, named))
+    }
+
+    fn entity(&mut self, e: &'a EntityMatch) -> CEntity {
+        CEntity {
+            any: e.is_empty(),
+            nets: (!e.nets.is_empty()).then(|| NetRanges::new(&e.nets)),
+            not_nets: (!e.not_nets.is_empty()).then(|| NetRanges::new(&e.not_nets)),
+            selector: e.selector.as_ref().map(|s| self.selector(s)),
+            not_selector: e.not_selector.as_ref().map(|s| self.selector(s)),
+            ports: self.ports(&e.ports),
+            not_ports: self.ports(&e.not_ports),
+        }
+    }
+
+    fn rules(&mut self, rules: Option<&'a [crate::model::Rule]>) -> Box<[CRule]> {
+        let Some(rules) = rules else {
+            return Box::default();
+        };
+        rules
+            .iter()
+            .map(|r| {
+                let RuleMatch::Calico(c) = &r.matcher;
+                let http = c.http.as_ref().filter(|h| h.is_constraining()).map(|h| {
+                    let mut exact: Vec<Box<str>> = Vec::new();
+                    let mut prefixes: Vec<Box<str>> = Vec::new();
+                    for p in &h.paths {
+                        match p {
+                            PathMatch::Exact(x) => exact.push(x.as_str().into()),
+                            PathMatch::Prefix(x) => prefixes.push(x.as_str().into()),
+                        }
+                    }
+                    exact.sort();
+                    exact.dedup();
+                    CHttp {
+                        any_method: h.methods.is_empty() || h.methods.iter().any(|m| m == "*"),
+                        methods: h.methods.iter().map(|m| m.as_str().into()).collect(),
+                        any_path: h.paths.is_empty() || prefixes.iter().any(|p| &**p == "/"),
+                        exact: exact.into_boxed_slice(),
+                        prefixes: prefixes.into_boxed_slice(),
+                    }
+                });
+                CRule {
+                    action: r.action,
+                    ip_version: c.ip_version.unwrap_or(0),
+                    protocol: c.protocol,
+                    not_protocol: c.not_protocol,
+                    icmp: c.icmp,
+                    not_icmp: c.not_icmp,
+                    src: self.entity(&c.source),
+                    dst: self.entity(&c.destination),
+                    http,
+                }
+            })
+            .collect()
+    }
+}
+
+fn intern_list(
+    lists: &mut Vec<PolicyList>,
+    index: &mut FxHashMap<PolicyList, u32>,
+    l: PolicyList,
+) -> u32 {
+    if let Some(&i) = index.get(&l) {
+        return i;
+    }
+    let i = lists.len() as u32;
+    lists.push(l.clone());
+    index.insert(l, i);
+    i
+}
+
+/// Groups an ordered policy-id list into tier segments.
+fn segments(bundle: &Bundle, ids: &[PolicyId]) -> PolicyList {
+    let mut out: Vec<Segment> = Vec::new();
+    let mut cur: Vec<PolicyId> = Vec::new();
+    let mut cur_tier: Option<TierId> = None;
+    for &id in ids {
+        let t = bundle.policy(id).map(|p| p.tier).unwrap_or(0);
+        if cur_tier != Some(t) {
+            if let Some(ct) = cur_tier {
+                out.push(Segment {
+                    tier: ct,
+                    policies: std::mem::take(&mut cur).into_boxed_slice(),
+                });
+            }
+            cur_tier = Some(t);
+        }
+        cur.push(id);
+    }
+    if let Some(ct) = cur_tier {
+        out.push(Segment {
+            tier: ct,
+            policies: cur.into_boxed_slice(),
+        });
+    }
+    PolicyList {
+        segments: out.into_boxed_slice(),
+    }
+}
+
+impl Program {
+    /// Compiles a validated bundle.
+    pub fn compile<'a>(bundle: &'a Bundle, config: &Config) -> Program {
+        // 1. Security identities: one per distinct label set (endpoints and network sets).
+        let mut identity_of: BTreeMap<&BTreeMap<String, String>, u32> = BTreeMap::new();
+        let mut identities: Vec<&BTreeMap<String, String>> = Vec::new();
+        let mut intern = |labels: &'a BTreeMap<String, String>| -> u32 {
+            *identity_of.entry(labels).or_insert_with(|| {
+                identities.push(labels);
+                (identities.len() - 1) as u32
+            })
+        };
+        let ep_ids: Vec<u32> = bundle.endpoints.iter().map(|e| intern(&e.labels)).collect();
+        let set_ids: Vec<u32> = bundle
+            .network_sets
+            .iter()
+            .map(|s| intern(&s.labels))
+            .collect();
+        let n_identities = identities.len();
+
+        let mut c = Compiler {
+            index: LabelIndex::new(&identities),
+            selector_ids: FxHashMap::default(),
+            selectors: Vec::new(),
+            port_names: FxHashMap::default(),
+        };
+
+        // 2. Policies: rules compiled, selection resolved to identity sets.
+        let policies: Vec<CPolicy> = bundle
+            .policies
+            .iter()
+            .map(|p| CPolicy {
+                ingress: c.rules(p.ingress.as_deref()),
+                egress: c.rules(p.egress.as_deref()),
+            })
+            .collect();
+        // Enforced policies that a staged policy of the same name, namespace and tier stands for.
+        let staged_keys: rustc_hash::FxHashSet<_> = bundle
+            .policies
+            .iter()
+            .filter(|q| q.staged.is_some())
+            .map(|q| {
+                (
+                    q.kind.enforced_counterpart(),
+                    q.namespace.as_deref(),
+                    q.name.as_str(),
+                    q.tier,
+                )
+            })
+            .collect();
+        let overridden: Vec<bool> = bundle
+            .policies
+            .iter()
+            .map(|p| {
+                p.staged.is_none()
+                    && staged_keys.contains(&(
+                        p.kind,
+                        p.namespace.as_deref(),
+                        p.name.as_str(),
+                        p.tier,
+                    ))
+            })
+            .collect();
+        // Which policies select each identity, in evaluation order.
+        let mut selecting: Vec<Vec<PolicyId>> = vec![Vec::new(); n_identities];
+        for (pid, p) in bundle.policies.iter().enumerate() {
+            for ident in c.index.eval(&p.selector).iter() {
+                if let Some(v) = selecting.get_mut(ident as usize) {
+                    v.push(pid as PolicyId);
+                }
+            }
+        }
+
+        // 3. Per identity and direction: enforced and pending policy lists, interned.
+        let mut lists: Vec<PolicyList> = Vec::new();
+        let mut list_index: FxHashMap<PolicyList, u32> = FxHashMap::default();
+        let mut per_identity: Vec<[(u32, u32); 2]> = Vec::with_capacity(n_identities);
+        for ident in 0..n_identities as u32 {
+            let mut out = [(0, 0); 2];
+            for (slot, side) in [(0usize, crate::Side::Ingress), (1, crate::Side::Egress)] {
+                let mut enforced = Vec::new();
+                let mut pending = Vec::new();
+                for &pid in selecting
+                    .get(ident as usize)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                {
+                    let Some(p) = bundle.policy(pid) else {
+                        continue;
+                    };
+                    if p.rules(side).is_none() {
+                        continue;
+                    }
+                    let pid = pid as usize;
+                    match p.staged {
+                        None => {
+                            enforced.push(pid as PolicyId);
+                            if !overridden.get(pid).copied().unwrap_or(false) {
+                                pending.push(pid as PolicyId);
+                            }
+                        }
+                        Some(StagedAction::Set) => pending.push(pid as PolicyId),
+                        Some(StagedAction::Delete) => {}
+                    }
+                }
+                let e = intern_list(&mut lists, &mut list_index, segments(bundle, &enforced));
+                let pe = intern_list(&mut lists, &mut list_index, segments(bundle, &pending));
+                if let Some(o) = out.get_mut(slot) {
+                    *o = (e, pe);
+                }
+            }
+            per_identity.push(out);
+        }
+
+        // 4. Endpoints and addresses.
+        let mut ip_v4 = FxHashMap::default();
+        let mut ip_v6 = FxHashMap::default();
+        let mut endpoints = Vec::with_capacity(bundle.endpoints.len());
+        for (i, e) in bundle.endpoints.iter().enumerate() {
+            for ip in &e.ips {
+                match ip {
+                    IpAddr::V4(v4) => {
+                        ip_v4.insert(u32::from(*v4), i as u32);
+                    }
+                    IpAddr::V6(v6) => {
+                        ip_v6.insert(u128::from(*v6), i as u32);
+                    }
+                }
+            }
+            let identity = ep_ids.get(i).copied().unwrap_or(0);
+            let named_ports = e
+                .ports
+                .iter()
+                .map(|p| (c.port_name(&p.name), p.protocol, p.port))
+                .collect::<Vec<_>>()
+                .into_boxed_slice();
+            endpoints.push(CEndpoint {
+                identity,
+                spiffe_valid: crate::spiffe::SpiffeId::parse(&e.identity).is_some(),
+                spiffe: e.identity.as_str().into(),
+                namespace: e.namespace.as_str().into(),
+                service_account: e.service_account.as_str().into(),
+                named_ports,
+                lists: per_identity
+                    .get(identity as usize)
+                    .copied()
+                    .unwrap_or_default(),
+            });
+        }
+        let mut set_lists: Vec<Box<[u32]>> = vec![Box::default()];
+        let sets: Vec<(u32, &[ipnet::IpNet])> = bundle
+            .network_sets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (set_ids.get(i).copied().unwrap_or(0), s.nets.as_slice()))
+            .collect();
+        let netsets = IntervalMap::build(&sets, &mut set_lists);
+
+        Program {
+            ip_v4,
+            ip_v6,
+            endpoints: endpoints.into_boxed_slice(),
+            netsets,
+            set_lists: set_lists.into_boxed_slice(),
+            selectors: c.selectors.into_boxed_slice(),
+            lists: lists.into_boxed_slice(),
+            policies: policies.into_boxed_slice(),
+            tiers: bundle.tiers.iter().map(|t| t.default_action).collect(),
+            no_policy_action: config.no_policy_action,
+            require_peer_identity: config.require_peer_identity,
+            trust_domain: config.trust_domain.as_str().into(),
+        }
+    }
+
+    /// Approximate heap bytes held by the program (for the memory report).
+    pub fn heap_bytes(&self) -> usize {
+        let eps: usize = self
+            .endpoints
+            .iter()
+            .map(|e| {
+                std::mem::size_of::<CEndpoint>()
+                    + e.spiffe.len()
+                    + e.namespace.len()
+                    + e.service_account.len()
+                    + e.named_ports.len() * 8
+            })
+            .sum();
+        let ips = (self.ip_v4.capacity() * 9 + self.ip_v6.capacity() * 21) * 8 / 7;
+        let sels: usize = self.selectors.iter().map(|s| s.heap_bytes() + 24).sum();
+        let lists: usize = self
+            .lists
+            .iter()
+            .map(|l| {
+                l.segments
+                    .iter()
+                    .map(|s| 24 + s.policies.len() * 4)
+                    .sum::<usize>()
+            })
+            .sum();
+        eps + ips + sels + lists + self.netsets.heap_bytes()
+    }
+}

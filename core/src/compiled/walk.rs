@@ -1,0 +1,563 @@
+//! Deciding with a compiled program: validation, the identity binding, and the tier walk
+//! over precomputed per-identity policy lists. Nothing here allocates.
+
+use super::ranges::ip_key;
+use super::{CEndpoint, CEntity, CHttp, CRule, Program};
+use crate::decision::{Action, Decision, Peer, Reason, Side};
+use crate::eval::{Hit, HitAction, HitSource, Recorder};
+use crate::http_path::{self, PathBuffer};
+use crate::model::{IcmpMatch, PolicyId, RuleAction, TierDefault, TierId};
+use crate::net::canonical_ip;
+use crate::request::{Direction, Request, proto};
+use crate::spiffe::SpiffeId;
+
+/// What is known about one end's IP.
+struct IpInfo<'p> {
+    key: (bool, u128),
+    endpoint: Option<&'p CEndpoint>,
+    endpoint_index: u32,
+    /// Network-set identities covering the IP.
+    sets: &'p [u32],
+}
+
+impl Program {
+    #[inline]
+    fn ip_info(&self, ip: std::net::IpAddr) -> IpInfo<'_> {
+        let key = ip_key(canonical_ip(ip));
+        let idx = if key.0 {
+            self.ip_v4.get(&(key.1 as u32))
+        } else {
+            self.ip_v6.get(&key.1)
+        };
+        let sets = if self.set_lists.len() > 1 {
+            let list = self.netsets.lookup(key);
+            self.set_lists
+                .get(list as usize)
+                .map(|b| &**b)
+                .unwrap_or_default()
+        } else {
+            &[]
+        };
+        IpInfo {
+            key,
+            endpoint: idx.and_then(|&i| self.endpoints.get(i as usize)),
+            endpoint_index: idx.copied().unwrap_or(0),
+            sets,
+        }
+    }
+
+    #[inline]
+    fn selects(&self, sel: u32, info: &IpInfo<'_>) -> bool {
+        let Some(s) = self.selectors.get(sel as usize) else {
+            return false;
+        };
+        info.endpoint.is_some_and(|e| s.contains(e.identity))
+            || info.sets.iter().any(|&i| s.contains(i))
+    }
+}
+
+/// Per-request context for rule matching.
+struct Ctx<'r, 'p> {
+    req: &'r Request<'r>,
+    src: IpInfo<'p>,
+    dst: IpInfo<'p>,
+    version: u8,
+    /// The Calico-normalised HTTP path, when the request has HTTP.
+    path: &'r str,
+}
+
+/// A principal is valid when it is exactly the owning endpoint's (valid) SPIFFE ID, or
+/// when it parses.
+#[inline]
+fn principal_valid(p: &str, ep: Option<&CEndpoint>) -> bool {
+    ep.is_some_and(|e| e.spiffe_valid && *e.spiffe == *p) || SpiffeId::parse(p).is_some()
+}
+
+#[inline]
+fn principal_bound(prog: &Program, p: &str, ep: Option<&CEndpoint>) -> bool {
+    match ep {
+        Some(e) => {
+            (e.spiffe_valid && *e.spiffe == *p)
+                || SpiffeId::parse(p).is_some_and(|id| {
+                    id.trust_domain == &*prog.trust_domain
+                        && id.workload() == Some((&*e.namespace, &*e.service_account))
+                })
+        }
+        None => SpiffeId::parse(p).is_some_and(|id| id.trust_domain != &*prog.trust_domain),
+    }
+}
+
+struct SideOut {
+    action: Action,
+    reason: Reason,
+    tier: Option<TierId>,
+    policy: Option<PolicyId>,
+    rule: Option<i32>,
+    l7_pending: bool,
+}
+
+/// Decides `req` with `prog`, recording the enforced walk into `rec`.
+pub(crate) fn decide<R: Recorder>(
+    prog: &Program,
+    req: &Request<'_>,
+    generation: u64,
+    rec: &mut R,
+) -> Decision {
+    // 1. Request validation.
+    if req.protocol == 0 {
+        return Decision::invalid(
+            "protocol 0 is not a protocol (use a name or 1-255)",
+            generation,
+        );
+    }
+    if proto::has_ports(req.protocol) && req.destination.port.is_none() {
+        return Decision::invalid(
+            "destination.port is required for TCP, UDP, SCTP and UDPLite",
+            generation,
+        );
+    }
+    let src = prog.ip_info(req.source.ip);
+    let dst = prog.ip_info(req.destination.ip);
+    if src.key.0 != dst.key.0 {
+        return Decision::invalid(
+            "source and destination IPs are of different families",
+            generation,
+        );
+    }
+    for (p, ep) in [
+        (req.source.principal, src.endpoint),
+        (req.destination.principal, dst.endpoint),
+    ] {
+        if let Some(p) = p
+            && !principal_valid(p, ep)
+        {
+            return Decision::invalid("principal is not a valid SPIFFE ID", generation);
+        }
+    }
+    // Buffers for a path that needs normalising; plain paths never touch them.
+    let mut decoded: Option<PathBuffer> = None;
+    let mut cleaned: Option<PathBuffer> = None;
+    let mut path = "";
+    if let Some(h) = &req.http {
+        if h.method.is_empty() {
+            return Decision::invalid("http.method is empty", generation);
+        }
+        if http_path::is_plain(h.path) {
+            path = h.path;
+        } else {
+            let d = decoded.insert(PathBuffer::default());
+            if let Err(why) = http_path::decode(h.path, d) {
+                return Decision::invalid(why, generation);
+            }
+            let c = cleaned.insert(PathBuffer::default());
+            if let Err(why) = http_path::clean_calico(d.as_str(), c) {
+                return Decision::invalid(why, generation);
+            }
+            path = c.as_str();
+        }
+    }
+
+    // 2-4. The two-identity binding, source first.
+    if let Some(p) = req.source.principal
+        && !principal_bound(prog, p, src.endpoint)
+    {
+        return Decision::pre_policy(Reason::IdentityMismatch, Some(Peer::Source), generation);
+    }
+    if let Some(p) = req.destination.principal
+        && !principal_bound(prog, p, dst.endpoint)
+    {
+        return Decision::pre_policy(
+            Reason::IdentityMismatch,
+            Some(Peer::Destination),
+            generation,
+        );
+    }
+    let egress_ep = if req.direction != Direction::Ingress {
+        src.endpoint
+    } else {
+        None
+    };
+    let ingress_ep = if req.direction != Direction::Egress {
+        dst.endpoint
+    } else {
+        None
+    };
+    // 5. Required peer identity.
+    if prog.require_peer_identity
+        && req.source.principal.is_none()
+        && src.endpoint.is_some()
+        && ingress_ep.is_some()
+    {
+        return Decision::pre_policy(Reason::MissingPeerIdentity, Some(Peer::Source), generation);
+    }
+    let no_side = Decision {
+        action: prog.no_policy_action,
+        ..Decision::pre_policy(Reason::NoPolicy, None, generation)
+    };
+    if egress_ep.is_none() && ingress_ep.is_none() {
+        return no_side;
+    }
+    let egress_idx = src.endpoint_index;
+    let ingress_idx = dst.endpoint_index;
+    let ctx = Ctx {
+        req,
+        version: if src.key.0 { 4 } else { 6 },
+        src,
+        dst,
+        path,
+    };
+
+    // Enforced: egress first; the first deny is reported.
+    let mut outcome: Option<(Side, SideOut)> = None;
+    if let Some(ep) = egress_ep {
+        rec.side(Side::Egress);
+        let o = walk(prog, &ctx, ep, egress_idx, Side::Egress, false, rec);
+        outcome = Some((Side::Egress, o));
+    }
+    let egress_denied = outcome
+        .as_ref()
+        .is_some_and(|(_, o)| o.action == Action::Deny);
+    if !egress_denied && let Some(ep) = ingress_ep {
+        rec.side(Side::Ingress);
+        let o = walk(prog, &ctx, ep, ingress_idx, Side::Ingress, false, rec);
+        outcome = Some((Side::Ingress, o));
+    }
+
+    // Staged: only when a staged policy changes the list of an evaluated side.
+    let differs = |ep: Option<&CEndpoint>, slot: usize| {
+        ep.and_then(|e| e.lists.get(slot))
+            .is_some_and(|(enforced, pending)| enforced != pending)
+    };
+    let staged = (differs(egress_ep, 1) || differs(ingress_ep, 0)).then(|| {
+        let mut none = crate::eval::NoTrace;
+        let eg = egress_ep
+            .map(|ep| walk(prog, &ctx, ep, egress_idx, Side::Egress, true, &mut none).action);
+        if eg == Some(Action::Deny) {
+            return Action::Deny;
+        }
+        let ig = ingress_ep
+            .map(|ep| walk(prog, &ctx, ep, ingress_idx, Side::Ingress, true, &mut none).action);
+        ig.or(eg).unwrap_or(Action::Allow)
+    });
+
+    let Some((side, o)) = outcome else {
+        return no_side;
+    };
+    Decision {
+        action: o.action,
+        reason: o.reason,
+        side: Some(side),
+        tier: o.tier,
+        policy: o.policy,
+        rule: o.rule,
+        peer: None,
+        l7_pending: o.action == Action::Allow && o.l7_pending,
+        staged,
+        generation,
+        detail: None,
+    }
+}
+
+fn walk<R: Recorder>(
+    prog: &Program,
+    ctx: &Ctx<'_, '_>,
+    ep: &CEndpoint,
+    ep_index: u32,
+    side: Side,
+    pending: bool,
+    rec: &mut R,
+) -> SideOut {
+    let slot = usize::from(side == Side::Egress);
+    let list_id = ep
+        .lists
+        .get(slot)
+        .map(|&(e, p)| if pending { p } else { e })
+        .unwrap_or(0);
+    if let Some(list) = prog.lists.get(list_id as usize) {
+        for seg in list.segments.iter() {
+            let mut passed = false;
+            'policies: for &pid in seg.policies.iter() {
+                let Some(pol) = prog.policies.get(pid as usize) else {
+                    continue;
+                };
+                let rules = if side == Side::Ingress {
+                    &pol.ingress
+                } else {
+                    &pol.egress
+                };
+                for (ri, rule) in rules.iter().enumerate() {
+                    let Some(l7) = rule_matches(prog, ctx, rule) else {
+                        continue;
+                    };
+                    let source = HitSource::Policy {
+                        tier: seg.tier,
+                        policy: pid,
+                    };
+                    let out = |action| SideOut {
+                        action,
+                        reason: Reason::Rule,
+                        tier: Some(seg.tier),
+                        policy: Some(pid),
+                        rule: Some(ri as i32),
+                        l7_pending: l7,
+                    };
+                    match rule.action {
+                        RuleAction::Log => rec.hit(
+                            side,
+                            Hit {
+                                source,
+                                action: HitAction::Log,
+                                rule: ri as i32,
+                            },
+                        ),
+                        RuleAction::Allow => {
+                            rec.hit(
+                                side,
+                                Hit {
+                                    source,
+                                    action: HitAction::Allow,
+                                    rule: ri as i32,
+                                },
+                            );
+                            return out(Action::Allow);
+                        }
+                        RuleAction::Deny => {
+                            rec.hit(
+                                side,
+                                Hit {
+                                    source,
+                                    action: HitAction::Deny,
+                                    rule: ri as i32,
+                                },
+                            );
+                            return out(Action::Deny);
+                        }
+                        RuleAction::Pass => {
+                            rec.hit(
+                                side,
+                                Hit {
+                                    source,
+                                    action: HitAction::Pass,
+                                    rule: ri as i32,
+                                },
+                            );
+                            passed = true;
+                            break 'policies;
+                        }
+                    }
+                }
+            }
+            if passed {
+                continue;
+            }
+            let Some(&first) = seg.policies.first() else {
+                continue;
+            };
+            let source = HitSource::Policy {
+                tier: seg.tier,
+                policy: first,
+            };
+            match prog.tiers.get(seg.tier as usize) {
+                Some(TierDefault::Pass) => rec.hit(
+                    side,
+                    Hit {
+                        source,
+                        action: HitAction::Pass,
+                        rule: -1,
+                    },
+                ),
+                _ => {
+                    rec.hit(
+                        side,
+                        Hit {
+                            source,
+                            action: HitAction::Deny,
+                            rule: -1,
+                        },
+                    );
+                    return SideOut {
+                        action: Action::Deny,
+                        reason: Reason::EndOfTier,
+                        tier: Some(seg.tier),
+                        policy: Some(first),
+                        rule: Some(-1),
+                        l7_pending: false,
+                    };
+                }
+            }
+        }
+    }
+    let action = prog.no_policy_action;
+    let hit = if action == Action::Allow {
+        HitAction::Allow
+    } else {
+        HitAction::Deny
+    };
+    rec.hit(
+        side,
+        Hit {
+            source: HitSource::Profile { endpoint: ep_index },
+            action: hit,
+            rule: 0,
+        },
+    );
+    SideOut {
+        action,
+        reason: Reason::NoPolicy,
+        tier: None,
+        policy: None,
+        rule: None,
+        l7_pending: false,
+    }
+}
+
+/// `None` when the rule does not match; `Some(l7_pending)` when it does.
+#[inline]
+fn rule_matches(prog: &Program, ctx: &Ctx<'_, '_>, r: &CRule) -> Option<bool> {
+    let req = ctx.req;
+    // On a missing attribute, only a Deny rule's criterion holds.
+    let missing_holds = r.action == RuleAction::Deny;
+    if r.ip_version != 0 && r.ip_version != ctx.version {
+        return None;
+    }
+    if r.protocol.is_some_and(|p| p != req.protocol) || r.not_protocol == Some(req.protocol) {
+        return None;
+    }
+    if let Some(m) = &r.icmp {
+        match icmp_tri(m, req) {
+            Some(true) => {}
+            Some(false) => return None,
+            None if missing_holds => {}
+            None => return None,
+        }
+    }
+    if let Some(m) = &r.not_icmp {
+        match icmp_tri(m, req) {
+            Some(false) => {}
+            Some(true) => return None,
+            None if missing_holds => {}
+            None => return None,
+        }
+    }
+    if !r.src.any
+        && !entity(
+            prog,
+            &r.src,
+            &ctx.src,
+            req.source.port,
+            req.protocol,
+            missing_holds,
+        )
+    {
+        return None;
+    }
+    if !r.dst.any
+        && !entity(
+            prog,
+            &r.dst,
+            &ctx.dst,
+            req.destination.port,
+            req.protocol,
+            missing_holds,
+        )
+    {
+        return None;
+    }
+    match &r.http {
+        None => Some(false),
+        Some(h) => match &req.http {
+            None => Some(true),
+            Some(http) => http_matches(h, http.method, ctx.path).then_some(false),
+        },
+    }
+}
+
+#[inline]
+fn icmp_tri(m: &IcmpMatch, req: &Request<'_>) -> Option<bool> {
+    let i = req.icmp?;
+    if i.icmp_type != m.icmp_type {
+        return Some(false);
+    }
+    match m.code {
+        None => Some(true),
+        Some(c) => i.code.map(|x| x == c),
+    }
+}
+
+fn entity(
+    prog: &Program,
+    e: &CEntity,
+    info: &IpInfo<'_>,
+    port: Option<u16>,
+    protocol: u8,
+    missing_holds: bool,
+) -> bool {
+    if let Some(n) = &e.nets
+        && !n.contains(info.key)
+    {
+        return false;
+    }
+    if let Some(n) = &e.not_nets
+        && n.contains(info.key)
+    {
+        return false;
+    }
+    if let Some(s) = e.selector
+        && !prog.selects(s, info)
+    {
+        return false;
+    }
+    if let Some(s) = e.not_selector
+        && prog.selects(s, info)
+    {
+        return false;
+    }
+    let has_ports = proto::has_ports(protocol);
+    let port_in = |ps: &super::PortSet, p: u16| {
+        ps.numeric_contains(p)
+            || (!ps.named.is_empty()
+                && info.endpoint.is_some_and(|ep| {
+                    ep.named_ports
+                        .iter()
+                        .any(|&(n, pr, pt)| pr == protocol && pt == p && ps.named.contains(&n))
+                        && e.selector.is_none_or(|s| {
+                            prog.selectors
+                                .get(s as usize)
+                                .is_some_and(|set| set.contains(ep.identity))
+                        })
+                }))
+    };
+    if let Some(ps) = &e.ports {
+        let ok = match (has_ports, port) {
+            (false, _) => false,
+            (true, None) => missing_holds,
+            (true, Some(p)) => port_in(ps, p),
+        };
+        if !ok {
+            return false;
+        }
+    }
+    if let Some(ps) = &e.not_ports {
+        let ok = match (has_ports, port) {
+            (false, _) => true,
+            (true, None) => missing_holds,
+            (true, Some(p)) => !port_in(ps, p),
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+#[inline]
+fn http_matches(h: &CHttp, method: &str, path: &str) -> bool {
+    if !h.any_method && !h.methods.iter().any(|m| **m == *method) {
+        return false;
+    }
+    h.any_path
+        || h.exact.binary_search_by(|x| (**x).cmp(path)).is_ok()
+        || h.prefixes
+            .iter()
+            .any(|p| http_path::calico_prefix_matches(p, path))
+}
