@@ -1,0 +1,540 @@
+//! Compiled engine == reference evaluator, on random bundles and requests.
+//!
+//! Bundles draw from a small alphabet (labels, IPs, ports, selectors) so that selectors
+//! collide, tiers interleave and every outcome is reached; the test counts outcomes and
+//! fails if any class never occurs, so the generator cannot pass vacuously.
+//! `PROPTEST_CASES` sets the number of bundles (default 2,000; 24 requests each).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+
+use palisade::eval::{HitAction, HitSource};
+use palisade::{Action, Config, Engine, OwnedRequest, Reason, Side};
+use proptest::prelude::*;
+use proptest::test_runner::{Config as PtConfig, TestCaseError, TestRunner};
+
+const IPS: [&str; 8] = [
+    "10.0.0.1",
+    "10.0.0.2",
+    "10.0.0.3",
+    "10.0.0.4",
+    "10.0.0.5",
+    "10.0.0.6",
+    "10.0.0.9",
+    "192.0.2.7",
+];
+const NETS: [&str; 6] = [
+    "10.0.0.0/29",
+    "10.0.0.0/30",
+    "10.0.0.4/31",
+    "192.0.2.0/24",
+    "10.0.0.8/29",
+    "0.0.0.0/1",
+];
+const NAMESPACES: [&str; 2] = ["ns1", "ns2"];
+const SAS: [&str; 3] = ["default", "sa1", "sa2"];
+const SELECTORS: [&str; 12] = [
+    "",
+    "all()",
+    "app == 'a'",
+    "app == 'b'",
+    "app != 'a'",
+    "has(team)",
+    "!has(app)",
+    "app in {'a', 'c'}",
+    "team == 'x' || env == 'p'",
+    "app starts with 'a' && env != 'q'",
+    "env not in {'p'}",
+    "projectcalico.org/serviceaccount == 'sa1'",
+];
+const NS_SELECTORS: [&str; 5] = [
+    "all()",
+    "global()",
+    "team == 'x'",
+    "projectcalico.org/name == 'ns2'",
+    "!has(team)",
+];
+const PATHS: [&str; 10] = [
+    "/",
+    "/api",
+    "/api/x",
+    "/apix",
+    "/api/../admin",
+    "//api/%78",
+    "/a;b/api",
+    "/api/x/",
+    "/api/%252e",
+    "api",
+];
+const RULE_PATHS: [&str; 4] = ["exact: /api", "prefix: /api", "prefix: /", "exact: /admin"];
+
+fn pick<T: Clone + std::fmt::Debug + 'static>(xs: &'static [T]) -> impl Strategy<Value = T> {
+    prop::sample::select(xs)
+}
+
+fn labels() -> impl Strategy<Value = String> {
+    (
+        prop::option::of(pick(&["a", "b", "c"])),
+        prop::option::of(pick(&["x", "y"])),
+        prop::option::of(pick(&["p", "q"])),
+    )
+        .prop_map(|(app, team, env)| {
+            let mut parts = Vec::new();
+            if let Some(v) = app {
+                parts.push(format!("app: {v}"));
+            }
+            if let Some(v) = team {
+                parts.push(format!("team: {v}"));
+            }
+            if let Some(v) = env {
+                parts.push(format!("env: {v}"));
+            }
+            format!("{{{}}}", parts.join(", "))
+        })
+}
+
+fn pods() -> impl Strategy<Value = String> {
+    prop::collection::vec((pick(&NAMESPACES), pick(&SAS), labels(), any::<bool>(), any::<bool>()), 1..7).prop_map(
+        |pods| {
+            let mut out = String::new();
+            for (i, (ns, sa, labels, http_port, dns_port)) in pods.into_iter().enumerate() {
+                let ip = IPS[i];
+                let mut ports = Vec::new();
+                if http_port {
+                    ports.push("{name: http, containerPort: 80}".to_string());
+                }
+                if dns_port {
+                    ports.push("{name: dns, containerPort: 53, protocol: UDP}".to_string());
+                }
+                out.push_str(&format!(
+                    "apiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}, namespace: {ns}, labels: {labels}}}\nspec: {{serviceAccountName: {sa}, containers: [{{ports: [{}]}}]}}\nstatus: {{podIP: {ip}}}\n---\n",
+                    ports.join(", ")
+                ));
+            }
+            out
+        },
+    )
+}
+
+fn inventory() -> impl Strategy<Value = String> {
+    (
+        pick(&["x", "y"]),
+        prop::collection::vec((any::<bool>(), pick(&NETS), pick(&NETS), labels()), 0..3),
+    )
+        .prop_map(|(team, sets)| {
+            let mut out = format!(
+                "apiVersion: v1\nkind: Namespace\nmetadata: {{name: ns1, labels: {{team: {team}}}}}\n---\n\
+                 apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: sa1, namespace: ns1, labels: {{app: a}}}}\n---\n\
+                 apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: sa2, namespace: ns2, labels: {{team: y}}}}\n---\n"
+            );
+            for (i, (global, n1, n2, labels)) in sets.into_iter().enumerate() {
+                if global {
+                    out.push_str(&format!(
+                        "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata: {{name: s{i}, labels: {labels}}}\nspec: {{nets: [{n1}, {n2}]}}\n---\n"
+                    ));
+                } else {
+                    out.push_str(&format!(
+                        "apiVersion: projectcalico.org/v3\nkind: NetworkSet\nmetadata: {{name: s{i}, namespace: ns2, labels: {labels}}}\nspec: {{nets: [{n1}]}}\n---\n"
+                    ));
+                }
+            }
+            out
+        })
+}
+
+fn entity(protocol: Option<&'static str>) -> impl Strategy<Value = String> {
+    let ported = matches!(protocol, Some("TCP" | "UDP"));
+    (
+        prop::option::weighted(0.15, pick(&NETS)),
+        prop::option::weighted(0.08, pick(&["10.0.0.2/32", "192.0.2.0/25", "10.0.0.4/30"])),
+        prop::option::weighted(0.2, pick(&SELECTORS)),
+        prop::option::weighted(0.08, pick(&SELECTORS)),
+        prop::option::weighted(0.1, pick(&NS_SELECTORS)),
+        prop::option::weighted(
+            0.2,
+            pick(&["80", "53", "'50:90'", "http", "dns", "'1:1023'"]),
+        ),
+        prop::option::weighted(0.08, pick(&["80", "http", "'1000:65535'"])),
+        prop::option::weighted(0.08, pick(&["[sa1]", "[sa1, sa2]", "[default]"])),
+    )
+        .prop_map(
+            move |(nets, not_nets, sel, not_sel, ns_sel, ports, not_ports, sa)| {
+                let mut parts = Vec::new();
+                if let Some(n) = nets {
+                    parts.push(format!("nets: [{n}]"));
+                }
+                if let Some(n) = not_nets {
+                    parts.push(format!("notNets: [{n}]"));
+                }
+                if let Some(s) = sel {
+                    parts.push(format!("selector: \"{s}\""));
+                }
+                if let Some(s) = not_sel {
+                    parts.push(format!("notSelector: \"{s}\""));
+                }
+                if let Some(s) = ns_sel {
+                    parts.push(format!("namespaceSelector: \"{s}\""));
+                }
+                let numeric = |p: &str| {
+                    p.chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_digit() || c == '\'')
+                };
+                if let Some(p) = ports
+                    && (ported || !numeric(p))
+                {
+                    parts.push(format!("ports: [{p}]"));
+                }
+                if let Some(p) = not_ports
+                    && (ported || !numeric(p))
+                {
+                    parts.push(format!("notPorts: [{p}]"));
+                }
+                if let Some(s) = sa {
+                    parts.push(format!("serviceAccounts: {{names: {s}}}"));
+                }
+                format!("{{{}}}", parts.join(", "))
+            },
+        )
+}
+
+fn rule(ingress: bool) -> impl Strategy<Value = String> {
+    (
+        pick(&["Allow", "Allow", "Deny", "Pass", "Log"]),
+        pick(&[None, Some("TCP"), Some("TCP"), Some("UDP"), Some("ICMP")]),
+        prop::option::weighted(0.15, pick(&["TCP", "UDP"])),
+        any::<bool>(),
+        prop::option::weighted(
+            0.3,
+            (
+                pick(&["[GET]", "[POST, GET]", "['*']", "[]"]),
+                pick(&RULE_PATHS),
+            ),
+        ),
+        prop::option::of(pick(&["{type: 8}", "{type: 8, code: 0}", "{type: 0}"])),
+    )
+        .prop_flat_map(
+            move |(action, protocol, not_protocol, use_not_icmp, http, icmp)| {
+                (entity(protocol), entity(protocol)).prop_map(move |(src, dst)| {
+                    let mut parts = vec![
+                        format!("action: {action}"),
+                        format!("source: {src}"),
+                        format!("destination: {dst}"),
+                    ];
+                    if let Some(p) = protocol {
+                        parts.push(format!("protocol: {p}"));
+                    }
+                    if let Some(p) = not_protocol {
+                        parts.push(format!("notProtocol: {p}"));
+                    }
+                    if protocol == Some("ICMP")
+                        && let Some(i) = icmp
+                    {
+                        parts.push(format!(
+                            "{}: {i}",
+                            if use_not_icmp { "notICMP" } else { "icmp" }
+                        ));
+                    }
+                    if let Some((methods, path)) = http
+                        && ingress
+                        && action == "Allow"
+                        && matches!(protocol, None | Some("TCP"))
+                    {
+                        parts.push(format!("http: {{methods: {methods}, paths: [{{{path}}}]}}"));
+                    }
+                    format!("{{{}}}", parts.join(", "))
+                })
+            },
+        )
+}
+
+fn policies() -> impl Strategy<Value = String> {
+    let policy = (
+        pick(&[
+            "GlobalNetworkPolicy",
+            "NetworkPolicy",
+            "StagedGlobalNetworkPolicy",
+            "StagedNetworkPolicy",
+        ]),
+        pick(&["p1", "p2", "p3"]),
+        pick(&NAMESPACES),
+        pick(&["default", "t1", "t2"]),
+        pick(&[None, Some(1), Some(2)]),
+        pick(&SELECTORS),
+        prop::option::weighted(0.2, pick(&NS_SELECTORS)),
+        prop::collection::vec(rule(true), 1..4),
+        prop::collection::vec(rule(false), 0..3),
+        pick(&[
+            "",
+            "types: [Ingress]",
+            "types: [Egress]",
+            "types: [Ingress, Egress]",
+        ]),
+        prop::sample::select(&[false, false, false, true][..]),
+    );
+    prop::collection::vec(policy, 1..8).prop_map(|ps| {
+        let mut out = String::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (kind, name, ns, tier, order, sel, ns_sel, ingress, egress, types, delete) in ps {
+            let namespaced = kind.ends_with("NetworkPolicy") && !kind.contains("Global");
+            let key = (kind, name, if namespaced { ns } else { "" });
+            if !seen.insert(key) {
+                continue;
+            }
+            let meta = if namespaced { format!("{{name: {name}, namespace: {ns}}}") } else { format!("{{name: {name}}}") };
+            if kind.starts_with("Staged") && delete {
+                out.push_str(&format!(
+                    "apiVersion: projectcalico.org/v3\nkind: {kind}\nmetadata: {meta}\nspec: {{tier: {tier}, stagedAction: Delete}}\n---\n"
+                ));
+                continue;
+            }
+            let mut spec = vec![format!("tier: {tier}"), format!("selector: \"{sel}\"")];
+            if let Some(o) = order {
+                spec.push(format!("order: {o}"));
+            }
+            if let Some(s) = ns_sel
+                && !namespaced
+                && s != "global()"
+            {
+                spec.push(format!("namespaceSelector: \"{s}\""));
+            }
+            if !types.is_empty() {
+                spec.push(types.to_string());
+            }
+            spec.push(format!("ingress: [{}]", ingress.join(", ")));
+            spec.push(format!("egress: [{}]", egress.join(", ")));
+            out.push_str(&format!(
+                "apiVersion: projectcalico.org/v3\nkind: {kind}\nmetadata: {meta}\nspec: {{{}}}\n---\n",
+                spec.join(", ")
+            ));
+        }
+        out
+    })
+}
+
+fn tiers() -> impl Strategy<Value = String> {
+    (pick(&[None, Some(10), Some(20)]), pick(&["Deny", "Pass"]), pick(&[None, Some(10), Some(2_000_000)]), pick(&["Deny", "Pass"]))
+        .prop_map(|(o1, a1, o2, a2)| {
+            let t = |name: &str, o: Option<i32>, a: &str| {
+                let o = o.map(|o| format!("order: {o}, ")).unwrap_or_default();
+                format!("apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {{name: {name}}}\nspec: {{{o}defaultAction: {a}}}\n---\n")
+            };
+            format!("{}{}", t("t1", o1, a1), t("t2", o2, a2))
+        })
+}
+
+fn request() -> impl Strategy<Value = String> {
+    (
+        pick(&IPS),
+        pick(&IPS),
+        pick(&["TCP", "TCP", "UDP", "ICMP"]),
+        prop::option::of(pick(&[80u16, 53, 8080, 40000])),
+        prop::option::of(pick(&[80u16, 53, 9090])),
+        (0..12usize, 0..24usize),
+        prop::option::weighted(0.5, (pick(&["GET", "POST", "DELETE"]), pick(&PATHS))),
+        pick(&["both", "both", "ingress", "egress"]),
+        prop::option::of(pick(&["{\"type\": 8}", "{\"type\": 8, \"code\": 0}", "{\"type\": 0, \"code\": 3}"])),
+    )
+        .prop_map(|(src, dst, protocol, sport, dport, (sp, dp), http, direction, icmp)| {
+            let principal = |which: usize| -> String {
+                let p = match which {
+                    0..=4 => return String::new(),
+                    // Replaced by the owning workload's identity in the test body.
+                    5..=8 => "OWN".to_string(),
+                    9 => "spiffe://cluster.local/ns/ns1/sa/sa1".to_string(),
+                    10 => "spiffe://other.example/ns/ns1/sa/sa1".to_string(),
+                    _ => "spiffe://cluster.local/ns/ns1/sa/sa1/".to_string(),
+                };
+                format!(r#", "principal": "{p}""#)
+            };
+            let sport = sport.map(|p| format!(r#", "port": {p}"#)).unwrap_or_default();
+            let dport = match (protocol, dport) {
+                ("ICMP", _) => String::new(),
+                (_, Some(p)) => format!(r#", "port": {p}"#),
+                (_, None) => r#", "port": 443"#.to_string(),
+            };
+            let mut s = format!(
+                r#"{{"direction": "{direction}", "protocol": "{protocol}", "source": {{"ip": "{src}"{sport}{}}}, "destination": {{"ip": "{dst}"{dport}{}}}"#,
+                principal(sp),
+                if dp >= 12 { principal(dp - 12) } else { String::new() }
+            );
+            if let Some((m, p)) = http
+                && protocol == "TCP"
+            {
+                s.push_str(&format!(r#", "http": {{"method": "{m}", "path": "{p}"}}"#));
+            }
+            if protocol == "ICMP"
+                && let Some(i) = icmp
+            {
+                s.push_str(&format!(r#", "icmp": {i}"#));
+            }
+            s.push('}');
+            s
+        })
+}
+
+#[derive(Default, Debug)]
+struct Coverage {
+    counts: BTreeMap<&'static str, u64>,
+    bundles_loaded: u64,
+    bundles_rejected: u64,
+}
+
+impl Coverage {
+    fn hit(&mut self, k: &'static str) {
+        *self.counts.entry(k).or_default() += 1;
+    }
+}
+
+#[test]
+fn compiled_equals_reference() {
+    let cases: u32 = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let mut runner = TestRunner::new(PtConfig {
+        cases,
+        failure_persistence: None,
+        ..PtConfig::default()
+    });
+    let strategy = (
+        inventory(),
+        pods(),
+        tiers(),
+        policies(),
+        prop::collection::vec(request(), 24),
+        any::<bool>(),
+        any::<bool>(),
+    );
+    let coverage = std::cell::RefCell::new(Coverage::default());
+    let result = runner.run(
+        &strategy,
+        |(inv, pods, tiers, pols, requests, require, deny_default)| {
+            let bundle = format!("{inv}{pods}{tiers}{pols}");
+            let mut cfg = Config::default();
+            cfg.require_peer_identity = require && deny_default;
+            if deny_default && !require {
+                cfg.no_policy_action = Action::Deny;
+            }
+            let engine = Engine::new(cfg);
+            if let Err(e) = engine.load_str(&bundle) {
+                coverage.borrow_mut().bundles_rejected += 1;
+                // Generated bundles are meant to be valid; a rejection is a generator bug unless
+                // it is one of the deliberate validation cases.
+                return Err(TestCaseError::fail(format!(
+                    "generated bundle rejected: {e}\n{bundle}"
+                )));
+            }
+            let snap = engine.snapshot().unwrap();
+            let mut cov = coverage.borrow_mut();
+            cov.bundles_loaded += 1;
+            for template in &requests {
+                // "OWN": the identity of the workload owning that end's IP (none for an IP no
+                // workload owns).
+                let mut v: serde_json::Value = serde_json::from_str(template).unwrap();
+                for end in ["source", "destination"] {
+                    if v[end]["principal"] == "OWN" {
+                        let ip: std::net::IpAddr = v[end]["ip"].as_str().unwrap().parse().unwrap();
+                        match snap.bundle().endpoint_by_ip(ip) {
+                            Some(e) => v[end]["principal"] = e.identity.clone().into(),
+                            None => {
+                                if let Some(m) = v[end].as_object_mut() {
+                                    m.remove("principal");
+                                }
+                            }
+                        }
+                    }
+                }
+                let text = &v.to_string();
+                let owned = OwnedRequest::from_json(text)
+                    .map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
+                let req = owned.as_request();
+                let (fast, fast_trace) = snap.decide_traced(&req);
+                let (reference, reference_trace) = snap.decide_reference_traced(&req);
+                let plain = snap.decide(&req);
+                prop_assert_eq!(
+                    fast,
+                    reference,
+                    "decision differs\nrequest: {}\nbundle:\n{}",
+                    text,
+                    bundle
+                );
+                prop_assert_eq!(plain, fast, "tracing changed the decision");
+                prop_assert_eq!(
+                    &fast_trace,
+                    &reference_trace,
+                    "trace differs\nrequest: {}\nbundle:\n{}",
+                    text,
+                    bundle
+                );
+                cov.hit(fast.reason.as_str());
+                cov.hit(fast.action.as_str());
+                match fast.side {
+                    Some(Side::Ingress) => cov.hit("side:ingress"),
+                    Some(Side::Egress) => cov.hit("side:egress"),
+                    None => cov.hit("side:none"),
+                }
+                if fast.l7_pending {
+                    cov.hit("l7_pending");
+                }
+                match fast.staged {
+                    Some(Action::Allow) => cov.hit("staged:allow"),
+                    Some(Action::Deny) => cov.hit("staged:deny"),
+                    None => {}
+                }
+                for h in fast_trace
+                    .ingress
+                    .iter()
+                    .chain(fast_trace.egress.iter())
+                    .flatten()
+                {
+                    match (h.action, h.rule, h.source) {
+                        (HitAction::Pass, -1, _) => cov.hit("hit:pass-end-of-tier"),
+                        (HitAction::Pass, _, _) => cov.hit("hit:pass-rule"),
+                        (HitAction::Log, _, _) => cov.hit("hit:log"),
+                        (_, _, HitSource::Profile { .. }) => cov.hit("hit:profile"),
+                        _ => {}
+                    }
+                }
+            }
+            Ok(())
+        },
+    );
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    let cov = coverage.into_inner();
+    println!(
+        "differential coverage over {} bundles: {:#?}",
+        cov.bundles_loaded, cov.counts
+    );
+    let required = [
+        Reason::Rule.as_str(),
+        Reason::EndOfTier.as_str(),
+        Reason::NoPolicy.as_str(),
+        Reason::IdentityMismatch.as_str(),
+        Reason::MissingPeerIdentity.as_str(),
+        Reason::InvalidRequest.as_str(),
+        "allow",
+        "deny",
+        "side:ingress",
+        "side:egress",
+        "side:none",
+        "l7_pending",
+        "staged:allow",
+        "staged:deny",
+        "hit:pass-end-of-tier",
+        "hit:pass-rule",
+        "hit:log",
+        "hit:profile",
+    ];
+    if cases >= 200 {
+        for k in required {
+            assert!(
+                cov.counts.get(k).copied().unwrap_or(0) > 0,
+                "outcome {k} was never produced: {:#?}",
+                cov.counts
+            );
+        }
+    }
+}
