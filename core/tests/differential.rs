@@ -411,11 +411,15 @@ fn compiled_equals_reference() {
         &strategy,
         |(inv, pods, tiers, pols, requests, require, deny_default)| {
             let bundle = format!("{inv}{pods}{tiers}{pols}");
-            let mut cfg = Config::default();
-            cfg.require_peer_identity = require && deny_default;
-            if deny_default && !require {
-                cfg.no_policy_action = Action::Deny;
-            }
+            let cfg = Config {
+                require_peer_identity: require && deny_default,
+                no_policy_action: if deny_default && !require {
+                    Action::Deny
+                } else {
+                    Action::Allow
+                },
+                ..Config::default()
+            };
             let engine = Engine::new(cfg);
             if let Err(e) = engine.load_str(&bundle) {
                 coverage.borrow_mut().bundles_rejected += 1;
