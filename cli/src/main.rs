@@ -30,13 +30,7 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
     if !matches!(command.as_str(), "decide" | "explain" | "lint") {
         return Err(format!("unknown command {command:?}"));
     }
-    let mut a = Args {
-        command,
-        bundles: Vec::new(),
-        request: None,
-        requests: None,
-        config: None,
-    };
+    let mut a = Args { command, bundles: Vec::new(), request: None, requests: None, config: None };
     while let Some(flag) = it.next() {
         match flag.as_str() {
             "--bundle" => {
@@ -52,9 +46,7 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
                     return Err("--bundle needs at least one path".into());
                 }
             }
-            "--request" => {
-                a.request = Some(it.next().ok_or("--request needs a file or -")?.clone())
-            }
+            "--request" => a.request = Some(it.next().ok_or("--request needs a file or -")?.clone()),
             "--requests" => a.requests = Some(it.next().ok_or("--requests needs a file")?.clone()),
             "--config" => a.config = Some(it.next().ok_or("--config needs a file")?.clone()),
             "-h" | "--help" => return Err(String::new()),
@@ -93,9 +85,7 @@ fn load(args: &Args) -> Result<Engine, String> {
         }
     };
     let engine = Engine::new(config);
-    engine
-        .load_paths(&args.bundles)
-        .map_err(|e| e.to_string())?;
+    engine.load_paths(&args.bundles).map_err(|e| e.to_string())?;
     Ok(engine)
 }
 
@@ -111,23 +101,12 @@ fn answer(engine: &Engine, text: &str, explain: bool, out: &mut impl Write) -> s
         Err(err) => {
             let generation = snapshot.as_ref().map(|s| s.generation()).unwrap_or(0);
             let d = Decision::invalid("the request does not parse", generation);
-            let json = decision_json(
-                snapshot.as_deref().map(|s| s.bundle()),
-                &d,
-                &Default::default(),
-            );
+            let json = decision_json(snapshot.as_deref().map(|s| s.bundle()), &d, &Default::default());
             eprintln!("palisade: {err}");
-            (
-                json,
-                format!("decision: deny (invalid_request)\n  why: {err}\n"),
-            )
+            (json, format!("decision: deny (invalid_request)\n  why: {err}\n"))
         }
     };
-    if explain {
-        writeln!(out, "{readable}")
-    } else {
-        writeln!(out, "{json}")
-    }
+    if explain { writeln!(out, "{readable}") } else { writeln!(out, "{json}") }
 }
 
 fn run(args: &Args) -> Result<ExitCode, String> {
@@ -169,9 +148,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
                 let reader: Box<dyn BufRead> = if path == "-" {
                     Box::new(std::io::BufReader::new(std::io::stdin()))
                 } else {
-                    Box::new(std::io::BufReader::new(
-                        std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?,
-                    ))
+                    Box::new(std::io::BufReader::new(std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?))
                 };
                 for line in reader.lines() {
                     let line = line.map_err(|e| format!("{path}: {e}"))?;

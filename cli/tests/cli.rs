@@ -7,10 +7,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 
 fn root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 fn palisade(args: &[&str], stdin: Option<&str>) -> Output {
@@ -23,37 +20,21 @@ fn palisade(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .unwrap();
     if let Some(s) = stdin {
-        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+        // The command may exit (bundle error) before reading stdin: a broken pipe is fine.
+        let _ = child.stdin.take().unwrap().write_all(s.as_bytes());
     }
     drop(child.stdin.take());
     child.wait_with_output().unwrap()
 }
 
 fn lines(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 #[test]
 fn shop_example_decides_as_the_readme_says() {
-    let out = palisade(
-        &[
-            "decide",
-            "--bundle",
-            "examples/shop",
-            "--requests",
-            "examples/shop/requests.jsonl",
-        ],
-        None,
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = palisade(&["decide", "--bundle", "examples/shop", "--requests", "examples/shop/requests.jsonl"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let d = lines(&out);
     let summary: Vec<(String, String, String)> = d
         .iter()
@@ -61,11 +42,7 @@ fn shop_example_decides_as_the_readme_says() {
             (
                 d["action"].as_str().unwrap().to_string(),
                 d["reason"].as_str().unwrap().to_string(),
-                d["policy"]
-                    .as_str()
-                    .or(d["peer"].as_str())
-                    .unwrap_or("-")
-                    .to_string(),
+                d["policy"].as_str().or(d["peer"].as_str()).unwrap_or("-").to_string(),
             )
         })
         .collect();
@@ -86,18 +63,9 @@ fn shop_example_decides_as_the_readme_says() {
             expect("deny", "invalid_request", "-"),
         ]
     );
-    assert_eq!(
-        d[5]["l7_pending"], true,
-        "an HTTP rule met without HTTP attributes"
-    );
-    assert_eq!(
-        d[4]["staged"]["action"], "deny",
-        "the staged policy would deny"
-    );
-    assert_eq!(
-        d[9]["trace"]["ingress"][0],
-        "0|security|gnp:block-threat-intel|log|0"
-    );
+    assert_eq!(d[5]["l7_pending"], true, "an HTTP rule met without HTTP attributes");
+    assert_eq!(d[4]["staged"]["action"], "deny", "the staged policy would deny");
+    assert_eq!(d[9]["trace"]["ingress"][0], "0|security|gnp:block-threat-intel|log|0");
     // The malformed line is reported on stderr.
     assert!(String::from_utf8_lossy(&out.stderr).contains("principle"));
 }
@@ -105,55 +73,40 @@ fn shop_example_decides_as_the_readme_says() {
 #[test]
 fn single_request_from_stdin_and_blank_lines() {
     let req = r#"{"source": {"ip": "10.1.0.5"}, "destination": {"ip": "10.1.0.9", "port": 8080}}"#;
-    let out = palisade(
-        &["decide", "--bundle", "examples/shop", "--request", "-"],
-        Some(req),
-    );
+    let out = palisade(&["decide", "--bundle", "examples/shop", "--request", "-"], Some(req));
     assert_eq!(out.status.code(), Some(0));
     let d = lines(&out);
     assert_eq!(d.len(), 1);
     assert_eq!(d[0]["l7_pending"], true);
     let many = format!("\n{req}\n   \n{req}\n");
-    let out = palisade(
-        &["decide", "--bundle", "examples/shop", "--requests", "-"],
-        Some(&many),
-    );
+    let out = palisade(&["decide", "--bundle", "examples/shop", "--requests", "-"], Some(&many));
     assert_eq!(lines(&out).len(), 2, "blank lines get no output line");
 }
 
 #[test]
 fn explain_is_readable() {
     let req = r#"{"source": {"ip": "10.1.0.5", "principal": "spiffe://cluster.local/ns/payments/sa/payments"}, "destination": {"ip": "10.2.0.7", "port": 8443}}"#;
-    let out = palisade(
-        &["explain", "--bundle", "examples/shop", "--request", "-"],
-        Some(req),
-    );
+    let out = palisade(&["explain", "--bundle", "examples/shop", "--request", "-"], Some(req));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("pod shop/frontend-7d9f"), "{text}");
-    assert!(
-        text.contains("decision: deny (identity_mismatch)"),
-        "{text}"
-    );
+    assert!(text.contains("decision: deny (identity_mismatch)"), "{text}");
     let ok = r#"{"source": {"ip": "10.1.0.9"}, "destination": {"ip": "10.2.0.7", "port": 8443}}"#;
     let text = String::from_utf8_lossy(
-        &palisade(
-            &["explain", "--bundle", "examples/shop", "--request", "-"],
-            Some(ok),
-        )
-        .stdout,
+        &palisade(&["explain", "--bundle", "examples/shop", "--request", "-"], Some(ok)).stdout,
     )
     .to_string();
-    assert!(
-        text.contains("2|default|np:payments/payments-api|allow|0"),
-        "{text}"
-    );
+    assert!(text.contains("2|default|np:payments/payments-api|allow|0"), "{text}");
 }
 
 #[test]
 fn exit_statuses() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yaml");
-    std::fs::write(&bad, "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec: {selector: '(('}\n").unwrap();
+    std::fs::write(
+        &bad,
+        "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec: {selector: '(('}\n",
+    )
+    .unwrap();
     let bad = bad.to_str().unwrap();
     let out = palisade(&["decide", "--bundle", bad, "--request", "-"], Some("{}"));
     assert_eq!(out.status.code(), Some(1));
@@ -163,15 +116,7 @@ fn exit_statuses() {
     let cfg = dir.path().join("cfg.yaml");
     std::fs::write(&cfg, "no_policy_action: sometimes\n").unwrap();
     let out = palisade(
-        &[
-            "decide",
-            "--bundle",
-            "examples/shop",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--request",
-            "-",
-        ],
+        &["decide", "--bundle", "examples/shop", "--config", cfg.to_str().unwrap(), "--request", "-"],
         Some("{}"),
     );
     assert_eq!(out.status.code(), Some(1));
@@ -195,15 +140,7 @@ fn config_changes_decisions() {
     std::fs::write(&cfg, "require_peer_identity: true\n").unwrap();
     let req = r#"{"source": {"ip": "10.1.0.5"}, "destination": {"ip": "10.1.0.9", "port": 8080}}"#;
     let out = palisade(
-        &[
-            "decide",
-            "--bundle",
-            "examples/shop",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--request",
-            "-",
-        ],
+        &["decide", "--bundle", "examples/shop", "--config", cfg.to_str().unwrap(), "--request", "-"],
         Some(req),
     );
     assert_eq!(lines(&out)[0]["reason"], "missing_peer_identity");
@@ -227,15 +164,8 @@ fn lint_reports_warnings_and_errors() {
     assert_eq!(out.status.code(), Some(0));
     assert!(text.contains("selects no endpoint"), "{text}");
     assert!(text.contains("spec.ingress[1]: unreachable"), "{text}");
-    std::fs::write(
-        &f,
-        "apiVersion: projectcalico.org/v3\nkind: HostEndpoint\nmetadata: {name: h}\n",
-    )
-    .unwrap();
+    std::fs::write(&f, "apiVersion: projectcalico.org/v3\nkind: HostEndpoint\nmetadata: {name: h}\n").unwrap();
     let out = palisade(&["lint", "--bundle", f.to_str().unwrap()], None);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).starts_with("error: "),
-        "errors go to stdout"
-    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("error: "), "errors go to stdout");
 }

@@ -68,20 +68,14 @@ impl Config {
         }
         let mut options = serde_saphyr::Options::default();
         options.strict_booleans = true;
-        let value: serde_json::Value =
-            serde_saphyr::from_str_with_options(text, options).map_err(|e| ConfigError {
-                field: "-".into(),
-                message: e.to_string(),
-            })?;
+        let value: serde_json::Value = serde_saphyr::from_str_with_options(text, options)
+            .map_err(|e| ConfigError { field: "-".into(), message: e.to_string() })?;
         if value.is_null() {
             return Ok(Config::default());
         }
         let cfg: Config = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
-            ConfigError {
-                field: if path == "." { "-".into() } else { path },
-                message: e.into_inner().to_string(),
-            }
+            ConfigError { field: if path == "." { "-".into() } else { path }, message: e.into_inner().to_string() }
         })?;
         cfg.validate()?;
         Ok(cfg)
@@ -90,23 +84,14 @@ impl Config {
     /// Checks values that are well-typed but unusable.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let td = &self.trust_domain;
-        if td.is_empty()
-            || !td
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-        {
+        if td.is_empty() || !td.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)) {
             return Err(ConfigError {
                 field: "trust_domain".into(),
-                message: format!(
-                    "{td:?} is not a SPIFFE trust domain (lower-case letters, digits, '.', '_', '-')"
-                ),
+                message: format!("{td:?} is not a SPIFFE trust domain (lower-case letters, digits, '.', '_', '-')"),
             });
         }
         if self.istio_root_namespace.is_empty() {
-            return Err(ConfigError {
-                field: "istio_root_namespace".into(),
-                message: "must not be empty".into(),
-            });
+            return Err(ConfigError { field: "istio_root_namespace".into(), message: "must not be empty".into() });
         }
         for (name, v) in [
             ("max_bundle_bytes", self.max_bundle_bytes),
@@ -117,19 +102,13 @@ impl Config {
             ("max_cidrs_per_rule", self.max_cidrs_per_rule),
         ] {
             if v == 0 {
-                return Err(ConfigError {
-                    field: name.into(),
-                    message: "must be at least 1".into(),
-                });
+                return Err(ConfigError { field: name.into(), message: "must be at least 1".into() });
             }
         }
         Ok(())
     }
 
     pub(crate) fn selector_limits(&self) -> ParseLimits {
-        ParseLimits {
-            max_len: self.max_selector_len,
-            max_depth: self.max_selector_depth,
-        }
+        ParseLimits { max_len: self.max_selector_len, max_depth: self.max_selector_depth }
     }
 }

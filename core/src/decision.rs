@@ -162,9 +162,6 @@ impl Decision {
 
     /// An `invalid_request` deny with a static explanation.
     pub fn invalid(detail: &'static str, generation: u64) -> Decision {
-        Decision {
-            detail: Some(detail),
-            ..Decision::pre_policy(Reason::InvalidRequest, None, generation)
-        }
+        Decision { detail: Some(detail), ..Decision::pre_policy(Reason::InvalidRequest, None, generation) }
     }
 }

@@ -55,12 +55,7 @@ pub struct Engine {
 impl Engine {
     /// An engine with nothing loaded.
     pub fn new(config: Config) -> Engine {
-        Engine {
-            config,
-            current: ArcSwapOption::empty(),
-            generation: AtomicU64::new(0),
-            writer: Mutex::new(()),
-        }
+        Engine { config, current: ArcSwapOption::empty(), generation: AtomicU64::new(0), writer: Mutex::new(()) }
     }
 
     /// The configuration.
@@ -81,20 +76,14 @@ impl Engine {
 
     /// Loads a bundle given as one YAML or JSON text.
     pub fn load_str(&self, text: &str) -> Result<u64, LoadError> {
-        self.load(&[Source {
-            name: "<string>",
-            text,
-        }])
+        self.load(&[Source { name: "<string>", text }])
     }
 
     /// Loads a bundle from files and directories.
     #[cfg(feature = "fs")]
     pub fn load_paths<P: AsRef<std::path::Path>>(&self, paths: &[P]) -> Result<u64, LoadError> {
         let files = crate::load::read_paths(paths)?;
-        let sources: Vec<Source<'_>> = files
-            .iter()
-            .map(|(n, t)| Source { name: n, text: t })
-            .collect();
+        let sources: Vec<Source<'_>> = files.iter().map(|(n, t)| Source { name: n, text: t }).collect();
         self.load(&sources)
     }
 

@@ -80,14 +80,7 @@ pub struct LoadError {
 
 impl LoadError {
     pub(crate) fn new(kind: LoadErrorKind, message: impl Into<String>) -> Self {
-        LoadError {
-            kind,
-            file: String::new(),
-            document: None,
-            object: None,
-            field: None,
-            message: message.into(),
-        }
+        LoadError { kind, file: String::new(), document: None, object: None, field: None, message: message.into() }
     }
 
     pub(crate) fn at_field(mut self, field: impl Into<String>) -> Self {
@@ -159,9 +152,6 @@ pub struct RequestError {
 
 impl RequestError {
     pub(crate) fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        RequestError {
-            field: field.into(),
-            message: message.into(),
-        }
+        RequestError { field: field.into(), message: message.into() }
     }
 }

@@ -43,31 +43,21 @@ struct DecisionJson {
 pub fn decision_json(bundle: Option<&Bundle>, d: &Decision, trace: &Trace) -> serde_json::Value {
     let render = |hits: &Option<Vec<crate::eval::Hit>>| {
         hits.as_ref().map(|h| {
-            h.iter()
-                .enumerate()
-                .map(|(i, hit)| bundle.map(|b| hit.render(i, b)).unwrap_or_default())
-                .collect()
+            h.iter().enumerate().map(|(i, hit)| bundle.map(|b| hit.render(i, b)).unwrap_or_default()).collect()
         })
     };
     let j = DecisionJson {
         action: d.action.as_str(),
         reason: d.reason.as_str(),
         side: d.side.map(|s| s.as_str()),
-        tier: d
-            .tier
-            .and_then(|t| bundle.and_then(|b| b.tier(t)).map(|t| t.name.clone())),
-        policy: d
-            .policy
-            .and_then(|p| bundle.and_then(|b| b.policy(p)).map(|p| p.display_name())),
+        tier: d.tier.and_then(|t| bundle.and_then(|b| b.tier(t)).map(|t| t.name.clone())),
+        policy: d.policy.and_then(|p| bundle.and_then(|b| b.policy(p)).map(|p| p.display_name())),
         rule: d.rule,
         peer: d.peer.map(|p| p.as_str()),
         l7_pending: d.l7_pending,
         staged: d.staged.map(|a| StagedJson { action: a.as_str() }),
         generation: d.generation,
-        trace: TraceJson {
-            egress: render(&trace.egress),
-            ingress: render(&trace.ingress),
-        },
+        trace: TraceJson { egress: render(&trace.egress), ingress: render(&trace.ingress) },
     };
     serde_json::to_value(j).unwrap_or(serde_json::Value::Null)
 }
@@ -84,22 +74,14 @@ pub struct Explanation {
 }
 
 impl Explanation {
-    pub(crate) fn new(
-        snapshot: &Snapshot,
-        req: &Request<'_>,
-        decision: Decision,
-        trace: Trace,
-    ) -> Explanation {
+    pub(crate) fn new(snapshot: &Snapshot, req: &Request<'_>, decision: Decision, trace: Trace) -> Explanation {
         let bundle = snapshot.bundle();
         let json = decision_json(Some(bundle), &decision, &trace);
         let mut text = String::new();
         let who = |ip: std::net::IpAddr| -> String {
             let ip = crate::net::canonical_ip(ip);
             match bundle.endpoint_by_ip(ip) {
-                Some(e) => format!(
-                    "{ip} (pod {}/{}, service account {})",
-                    e.namespace, e.name, e.service_account
-                ),
+                Some(e) => format!("{ip} (pod {}/{}, service account {})", e.namespace, e.name, e.service_account),
                 None => {
                     let sets: Vec<String> = bundle
                         .network_sets
@@ -113,33 +95,23 @@ impl Explanation {
                     if sets.is_empty() {
                         format!("{ip} (not a known workload)")
                     } else {
-                        format!(
-                            "{ip} (not a known workload; in network sets {})",
-                            sets.join(", ")
-                        )
+                        format!("{ip} (not a known workload; in network sets {})", sets.join(", "))
                     }
                 }
             }
         };
         text.push_str(&format!("source:      {}\n", who(req.source.ip)));
         text.push_str(&format!("destination: {}\n", who(req.destination.ip)));
-        for (name, hits) in [
-            ("egress (source)", &trace.egress),
-            ("ingress (destination)", &trace.ingress),
-        ] {
+        for (name, hits) in [("egress (source)", &trace.egress), ("ingress (destination)", &trace.ingress)] {
             let Some(hits) = hits else { continue };
             text.push_str(&format!("{name}:\n"));
             for (i, h) in hits.iter().enumerate() {
                 let line = h.render(i, bundle);
                 let what = match (h.action, h.rule) {
                     (crate::eval::HitAction::Log, _) => "rule matched, logged, evaluation goes on",
-                    (crate::eval::HitAction::Pass, -1) => {
-                        "no policy decided; the tier's default action passes"
-                    }
+                    (crate::eval::HitAction::Pass, -1) => "no policy decided; the tier's default action passes",
                     (crate::eval::HitAction::Pass, _) => "rule matched: pass to the next tier",
-                    (crate::eval::HitAction::Deny, -1) => {
-                        "no policy decided; the tier's default action denies"
-                    }
+                    (crate::eval::HitAction::Deny, -1) => "no policy decided; the tier's default action denies",
                     (_, _) if matches!(h.source, crate::eval::HitSource::Profile { .. }) => {
                         "every tier passed or none applied: the profile default decides"
                     }
@@ -149,11 +121,7 @@ impl Explanation {
                 text.push_str(&format!("  {line:<48} {what}\n"));
             }
         }
-        text.push_str(&format!(
-            "decision: {} ({})",
-            decision.action.as_str(),
-            decision.reason.as_str()
-        ));
+        text.push_str(&format!("decision: {} ({})", decision.action.as_str(), decision.reason.as_str()));
         if let Some(s) = decision.side {
             text.push_str(&format!(", side {}", s.as_str()));
         }
@@ -176,24 +144,14 @@ impl Explanation {
             text.push_str(&format!("\n  why: {d}"));
         }
         text.push('\n');
-        Explanation {
-            decision,
-            trace,
-            json,
-            text,
-        }
+        Explanation { decision, trace, json, text }
     }
 
     pub(crate) fn no_bundle() -> Explanation {
         let decision = Decision::pre_policy(Reason::NoBundle, None, 0);
         let trace = Trace::default();
         let json = decision_json(None, &decision, &trace);
-        Explanation {
-            decision,
-            trace,
-            json,
-            text: "decision: deny (no_bundle): nothing is loaded\n".into(),
-        }
+        Explanation { decision, trace, json, text: "decision: deny (no_bundle): nothing is loaded\n".into() }
     }
 
     /// The decision as SPEC 7 JSON, trace included.

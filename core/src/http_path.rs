@@ -16,19 +16,13 @@ pub struct PathBuffer {
 
 impl Default for PathBuffer {
     fn default() -> Self {
-        PathBuffer {
-            bytes: [0; MAX_PATH_LEN],
-            len: 0,
-        }
+        PathBuffer { bytes: [0; MAX_PATH_LEN], len: 0 }
     }
 }
 
 impl PathBuffer {
     fn push(&mut self, b: u8) -> Result<(), &'static str> {
-        let slot = self
-            .bytes
-            .get_mut(self.len)
-            .ok_or("HTTP path is too long")?;
+        let slot = self.bytes.get_mut(self.len).ok_or("HTTP path is too long")?;
         *slot = b;
         self.len += 1;
         Ok(())
@@ -42,11 +36,7 @@ impl PathBuffer {
     }
 
     fn truncate_to_last_slash(&mut self) {
-        let cut = self
-            .as_bytes()
-            .iter()
-            .rposition(|&b| b == b'/')
-            .unwrap_or(0);
+        let cut = self.as_bytes().iter().rposition(|&b| b == b'/').unwrap_or(0);
         self.len = cut;
     }
 
@@ -69,9 +59,7 @@ impl PathBuffer {
 pub fn is_plain(path: &str) -> bool {
     let b = path.as_bytes();
     b.first() == Some(&b'/')
-        && !b
-            .iter()
-            .any(|&c| matches!(c, b'%' | b'.' | b'\\' | b';' | b'?' | b'#' | 0))
+        && !b.iter().any(|&c| matches!(c, b'%' | b'.' | b'\\' | b';' | b'?' | b'#' | 0))
         && !path.contains("//")
         && (b.len() == 1 || b.last() != Some(&b'/'))
 }
@@ -90,10 +78,7 @@ fn hex(b: u8) -> Option<u8> {
 pub fn decode(path: &str, out: &mut PathBuffer) -> Result<(), &'static str> {
     out.clear();
     let raw = path.as_bytes();
-    let end = raw
-        .iter()
-        .position(|&b| b == b'?' || b == b'#')
-        .unwrap_or(raw.len());
+    let end = raw.iter().position(|&b| b == b'?' || b == b'#').unwrap_or(raw.len());
     let raw = raw.get(..end).unwrap_or_default();
     if raw.first() != Some(&b'/') {
         return Err("HTTP path does not start with '/'");
@@ -105,10 +90,7 @@ pub fn decode(path: &str, out: &mut PathBuffer) -> Result<(), &'static str> {
     let mut i = 0;
     while let Some(&b) = raw.get(i) {
         if b == b'%' {
-            let (h, l) = match (
-                raw.get(i + 1).copied().and_then(hex),
-                raw.get(i + 2).copied().and_then(hex),
-            ) {
+            let (h, l) = match (raw.get(i + 1).copied().and_then(hex), raw.get(i + 2).copied().and_then(hex)) {
                 (Some(h), Some(l)) => (h, l),
                 _ => return Err("HTTP path has a malformed percent-escape"),
             };
@@ -267,11 +249,7 @@ mod tests {
 
     #[test]
     fn h6_traversal_does_not_stay_under_prefix() {
-        for p in [
-            "/public/../admin",
-            "/public%2F..%2Fadmin",
-            "/public/..;x/admin",
-        ] {
+        for p in ["/public/../admin", "/public%2F..%2Fadmin", "/public/..;x/admin"] {
             let n = calico(p).unwrap();
             assert_eq!(n, "/admin", "{p}");
             assert!(!calico_prefix_matches("/public", &n));
@@ -303,17 +281,7 @@ mod tests {
 
     #[test]
     fn invalid_paths() {
-        for p in [
-            "",
-            "foo",
-            "/a%2",
-            "/a%zz",
-            "/a%00b",
-            "/a\0b",
-            "/%ff",
-            "/a%2fb%252f",
-            "/x%5C%255c",
-        ] {
+        for p in ["", "foo", "/a%2", "/a%zz", "/a%00b", "/a\0b", "/%ff", "/a%2fb%252f", "/x%5C%255c"] {
             assert!(calico(p).is_err(), "{p:?}");
         }
         assert!(calico(&format!("/{}", "a".repeat(MAX_PATH_LEN))).is_err());

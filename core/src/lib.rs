@@ -69,10 +69,7 @@
 //! * `fs` (default): reading bundles from files and directories. Without it the crate has
 //!   no file-system code and builds for `wasm32-unknown-unknown`.
 
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod compiled;
 pub mod config;

@@ -58,10 +58,7 @@ pub fn lint(bundle: &Bundle) -> Vec<Warning> {
         let object = p.display_name();
         if p.staged != Some(crate::model::StagedAction::Delete)
             && !bundle.endpoints.is_empty()
-            && !bundle
-                .endpoints
-                .iter()
-                .any(|e| p.selector.matches(&e.labels))
+            && !bundle.endpoints.iter().any(|e| p.selector.matches(&e.labels))
         {
             out.push(Warning {
                 origin: p.origin.clone(),

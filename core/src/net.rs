@@ -48,9 +48,7 @@ pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
         && v6.prefix_len() >= 96
         && let Some(v4) = v6.addr().to_ipv4_mapped()
     {
-        return ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
-            .map(IpNet::V4)
-            .map_err(|e| format!("{text:?}: {e}"));
+        return ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).map(IpNet::V4).map_err(|e| format!("{text:?}: {e}"));
     }
     Ok(net)
 }

@@ -69,11 +69,7 @@ pub struct Address<'a> {
 impl<'a> Address<'a> {
     /// An address with no port and no principal.
     pub fn new(ip: IpAddr) -> Self {
-        Address {
-            ip,
-            port: None,
-            principal: None,
-        }
+        Address { ip, port: None, principal: None }
     }
 }
 
@@ -117,14 +113,8 @@ impl<'a> Headers<'a> {
     /// The first value of header `name` (case-insensitive).
     pub fn get(&self, name: &str) -> Option<&'a str> {
         match *self {
-            Headers::Borrowed(h) => h
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| *v),
-            Headers::Owned(h) => h
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str()),
+            Headers::Borrowed(h) => h.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| *v),
+            Headers::Owned(h) => h.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()),
         }
     }
 }
@@ -350,42 +340,24 @@ pub struct OwnedRequest {
 fn parse_port(v: Option<serde_json::Value>, field: &str) -> Result<Option<u16>, RequestError> {
     match v {
         None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::Number(n)) => {
-            match n.as_u64().and_then(|p| u16::try_from(p).ok()) {
-                Some(p) => Ok(Some(p)),
-                None => Err(RequestError::new(
-                    field,
-                    format!("{n} is not an integer port in 0-65535"),
-                )),
-            }
-        }
-        Some(other) => Err(RequestError::new(
-            field,
-            format!("{other} is not an integer port in 0-65535"),
-        )),
+        Some(serde_json::Value::Number(n)) => match n.as_u64().and_then(|p| u16::try_from(p).ok()) {
+            Some(p) => Ok(Some(p)),
+            None => Err(RequestError::new(field, format!("{n} is not an integer port in 0-65535"))),
+        },
+        Some(other) => Err(RequestError::new(field, format!("{other} is not an integer port in 0-65535"))),
     }
 }
 
 fn parse_protocol(v: Option<serde_json::Value>) -> Result<u8, RequestError> {
     match v {
         None | Some(serde_json::Value::Null) => Ok(proto::TCP),
-        Some(serde_json::Value::String(s)) => proto::from_name(&s).ok_or_else(|| {
-            RequestError::new(
-                "protocol",
-                format!("{s:?} is not a protocol name or number 1-255"),
-            )
-        }),
+        Some(serde_json::Value::String(s)) => proto::from_name(&s)
+            .ok_or_else(|| RequestError::new("protocol", format!("{s:?} is not a protocol name or number 1-255"))),
         Some(serde_json::Value::Number(n)) => match n.as_u64() {
             Some(p @ 1..=255) => Ok(p as u8),
-            _ => Err(RequestError::new(
-                "protocol",
-                format!("{n} is not a protocol number 1-255"),
-            )),
+            _ => Err(RequestError::new("protocol", format!("{n} is not a protocol number 1-255"))),
         },
-        Some(other) => Err(RequestError::new(
-            "protocol",
-            format!("{other} is not a protocol"),
-        )),
+        Some(other) => Err(RequestError::new("protocol", format!("{other} is not a protocol"))),
     }
 }
 
@@ -402,13 +374,9 @@ impl OwnedRequest {
         let mut de = serde_json::Deserializer::from_str(text);
         let raw: JsonRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
-            RequestError::new(
-                if path == "." { "-".to_string() } else { path },
-                e.into_inner().to_string(),
-            )
+            RequestError::new(if path == "." { "-".to_string() } else { path }, e.into_inner().to_string())
         })?;
-        de.end()
-            .map_err(|e| RequestError::new("-", e.to_string()))?;
+        de.end().map_err(|e| RequestError::new("-", e.to_string()))?;
         Self::from_raw(raw)
     }
 
@@ -416,10 +384,7 @@ impl OwnedRequest {
     pub fn from_value(value: serde_json::Value) -> Result<OwnedRequest, RequestError> {
         let raw: JsonRequest = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
-            RequestError::new(
-                if path == "." { "-".to_string() } else { path },
-                e.into_inner().to_string(),
-            )
+            RequestError::new(if path == "." { "-".to_string() } else { path }, e.into_inner().to_string())
         })?;
         Self::from_raw(raw)
     }
@@ -430,10 +395,7 @@ impl OwnedRequest {
             Some("ingress") => Direction::Ingress,
             Some("egress") => Direction::Egress,
             Some(other) => {
-                return Err(RequestError::new(
-                    "direction",
-                    format!("{other:?} is not ingress, egress or both"),
-                ));
+                return Err(RequestError::new("direction", format!("{other:?} is not ingress, egress or both")));
             }
         };
         let protocol = parse_protocol(raw.protocol)?;
@@ -442,32 +404,23 @@ impl OwnedRequest {
         let src_port = parse_port(raw.source.port, "source.port")?;
         let dst_port = parse_port(raw.destination.port, "destination.port")?;
         if proto::has_ports(protocol) && dst_port.is_none() {
-            return Err(RequestError::new(
-                "destination.port",
-                "is required for TCP, UDP, SCTP and UDPLite",
-            ));
+            return Err(RequestError::new("destination.port", "is required for TCP, UDP, SCTP and UDPLite"));
         }
         if raw.destination.remote_ip.is_some() {
-            return Err(RequestError::new(
-                "destination.remote_ip",
-                "unknown field (remote_ip belongs to source)",
-            ));
+            return Err(RequestError::new("destination.remote_ip", "unknown field (remote_ip belongs to source)"));
         }
         let remote_ip = match raw.source.remote_ip {
             None => None,
-            Some(s) => Some(parse_ip(&s).ok_or_else(|| {
-                RequestError::new("source.remote_ip", format!("{s:?} is not an IP address"))
-            })?),
+            Some(s) => Some(
+                parse_ip(&s)
+                    .ok_or_else(|| RequestError::new("source.remote_ip", format!("{s:?} is not an IP address")))?,
+            ),
         };
         let http = match raw.http {
             None => None,
             Some(h) => Some(OwnedHttp {
-                method: h
-                    .method
-                    .ok_or_else(|| RequestError::new("http.method", "is required"))?,
-                path: h
-                    .path
-                    .ok_or_else(|| RequestError::new("http.path", "is required"))?,
+                method: h.method.ok_or_else(|| RequestError::new("http.method", "is required"))?,
+                path: h.path.ok_or_else(|| RequestError::new("http.path", "is required"))?,
                 host: h.host,
                 headers: h.headers.unwrap_or_default().into_iter().collect(),
             }),
@@ -484,10 +437,7 @@ impl OwnedRequest {
             source: (src_ip, src_port, raw.source.principal),
             destination: (dst_ip, dst_port, raw.destination.principal),
             remote_ip,
-            icmp: raw.icmp.map(|i| Icmp {
-                icmp_type: i.icmp_type,
-                code: i.code,
-            }),
+            icmp: raw.icmp.map(|i| Icmp { icmp_type: i.icmp_type, code: i.code }),
             http,
             sni: raw.sni,
             auth,
@@ -499,11 +449,7 @@ impl OwnedRequest {
         Request {
             direction: self.direction,
             protocol: self.protocol,
-            source: Address {
-                ip: self.source.0,
-                port: self.source.1,
-                principal: self.source.2.as_deref(),
-            },
+            source: Address { ip: self.source.0, port: self.source.1, principal: self.source.2.as_deref() },
             destination: Address {
                 ip: self.destination.0,
                 port: self.destination.1,

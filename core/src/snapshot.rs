@@ -21,11 +21,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Loads and compiles sources into a snapshot.
-    pub fn build(
-        sources: &[Source<'_>],
-        config: &Config,
-        generation: u64,
-    ) -> Result<Snapshot, LoadError> {
+    pub fn build(sources: &[Source<'_>], config: &Config, generation: u64) -> Result<Snapshot, LoadError> {
         let bundle = load::load(sources, config)?;
         Ok(Snapshot::from_bundle(bundle, config, generation))
     }
@@ -33,12 +29,7 @@ impl Snapshot {
     /// Compiles an already-loaded bundle.
     pub fn from_bundle(bundle: Bundle, config: &Config, generation: u64) -> Snapshot {
         let program = Program::compile(&bundle, config);
-        Snapshot {
-            program,
-            bundle,
-            config: config.clone(),
-            generation,
-        }
+        Snapshot { program, bundle, config: config.clone(), generation }
     }
 
     /// The model this snapshot was compiled from.

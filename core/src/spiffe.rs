@@ -31,44 +31,53 @@ impl<'a> SpiffeId<'a> {
             return None;
         }
         let rest = text.strip_prefix("spiffe://")?;
-        let (td, path) = match rest.find('/') {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        if td.is_empty()
-            || !td
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-        {
+        let b = rest.as_bytes();
+        // Trust domain: up to the first '/'.
+        let mut i = 0;
+        while let Some(&c) = b.get(i) {
+            if c == b'/' {
+                break;
+            }
+            if !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'_' || c == b'-') {
+                return None;
+            }
+            i += 1;
+        }
+        if i == 0 {
             return None;
         }
-        if !path.is_empty() {
-            // `path` starts with '/'; every segment after it must be valid.
-            for seg in path.get(1..)?.split('/') {
-                if seg.is_empty() || seg == "." || seg == ".." {
+        let (td, path) = rest.split_at(i);
+        // Path: segments of [A-Za-z0-9._-], none empty, none `.` or `..`, no trailing '/'.
+        let p = path.as_bytes();
+        let mut seg_start = 1;
+        let mut k = 1;
+        while k <= p.len() && !p.is_empty() {
+            let c = p.get(k).copied();
+            if c.is_none() || c == Some(b'/') {
+                let seg = p.get(seg_start..k)?;
+                if seg.is_empty() || seg == b"." || seg == b".." {
                     return None;
                 }
-                if !seg
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-                {
-                    return None;
-                }
+                seg_start = k + 1;
+            } else if let Some(c) = c
+                && !(c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || c == b'-')
+            {
+                return None;
             }
+            k += 1;
         }
-        Some(SpiffeId {
-            trust_domain: td,
-            path,
-        })
+        Some(SpiffeId { trust_domain: td, path })
     }
 
     /// `(namespace, service account)` when the path is exactly `/ns/<ns>/sa/<sa>`.
     pub fn workload(&self) -> Option<(&'a str, &'a str)> {
-        let mut it = self.path.strip_prefix('/')?.split('/');
-        match (it.next(), it.next(), it.next(), it.next(), it.next()) {
-            (Some("ns"), Some(ns), Some("sa"), Some(sa), None) => Some((ns, sa)),
-            _ => None,
+        let rest = self.path.strip_prefix("/ns/")?;
+        let (ns, rest) = rest.split_at(rest.find('/')?);
+        let sa = rest.strip_prefix("/sa/")?;
+        if sa.contains('/') {
+            return None;
         }
+        Some((ns, sa))
     }
 
     /// Istio's principal string: the URI without `spiffe://`.
@@ -117,16 +126,37 @@ mod tests {
         assert!(SpiffeId::parse(&long).is_none());
     }
 
+    /// The obvious statement of the specification, to check the byte-level parser against.
+    fn valid_by_spec(s: &str) -> bool {
+        let Some(rest) = s.strip_prefix("spiffe://") else { return false };
+        let (td, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        let td_ok =
+            !td.is_empty() && td.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+        let path_ok = path.is_empty()
+            || path[1..].split('/').all(|seg| {
+                !seg.is_empty()
+                    && seg != "."
+                    && seg != ".."
+                    && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            });
+        s.len() <= MAX_SPIFFE_ID_LEN && td_ok && path_ok
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parser_agrees_with_the_specification(s in "(spiffe://)?[a-zA-Z0-9./_%:@-]{0,12}(/[a-zA-Z0-9./_-]{0,6}){0,4}") {
+            proptest::prop_assert_eq!(SpiffeId::parse(&s).is_some(), valid_by_spec(&s), "{}", s);
+        }
+    }
+
     #[test]
     fn workload_path() {
         let id = SpiffeId::parse("spiffe://td/ns/x/sa/y").unwrap();
         assert_eq!(id.workload(), Some(("x", "y")));
-        assert_eq!(
-            SpiffeId::parse("spiffe://td/ns/x/sa/y/z")
-                .unwrap()
-                .workload(),
-            None
-        );
+        assert_eq!(SpiffeId::parse("spiffe://td/ns/x/sa/y/z").unwrap().workload(), None);
         assert_eq!(SpiffeId::parse("spiffe://td").unwrap().workload(), None);
     }
 }

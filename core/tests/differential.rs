@@ -13,24 +13,9 @@ use palisade::{Action, Config, Engine, OwnedRequest, Reason, Side};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PtConfig, TestCaseError, TestRunner};
 
-const IPS: [&str; 8] = [
-    "10.0.0.1",
-    "10.0.0.2",
-    "10.0.0.3",
-    "10.0.0.4",
-    "10.0.0.5",
-    "10.0.0.6",
-    "10.0.0.9",
-    "192.0.2.7",
-];
-const NETS: [&str; 6] = [
-    "10.0.0.0/29",
-    "10.0.0.0/30",
-    "10.0.0.4/31",
-    "192.0.2.0/24",
-    "10.0.0.8/29",
-    "0.0.0.0/1",
-];
+const IPS: [&str; 8] =
+    ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6", "10.0.0.9", "192.0.2.7"];
+const NETS: [&str; 6] = ["10.0.0.0/29", "10.0.0.0/30", "10.0.0.4/31", "192.0.2.0/24", "10.0.0.8/29", "0.0.0.0/1"];
 const NAMESPACES: [&str; 2] = ["ns1", "ns2"];
 const SAS: [&str; 3] = ["default", "sa1", "sa2"];
 const SELECTORS: [&str; 12] = [
@@ -47,25 +32,9 @@ const SELECTORS: [&str; 12] = [
     "env not in {'p'}",
     "projectcalico.org/serviceaccount == 'sa1'",
 ];
-const NS_SELECTORS: [&str; 5] = [
-    "all()",
-    "global()",
-    "team == 'x'",
-    "projectcalico.org/name == 'ns2'",
-    "!has(team)",
-];
-const PATHS: [&str; 10] = [
-    "/",
-    "/api",
-    "/api/x",
-    "/apix",
-    "/api/../admin",
-    "//api/%78",
-    "/a;b/api",
-    "/api/x/",
-    "/api/%252e",
-    "api",
-];
+const NS_SELECTORS: [&str; 5] = ["all()", "global()", "team == 'x'", "projectcalico.org/name == 'ns2'", "!has(team)"];
+const PATHS: [&str; 10] =
+    ["/", "/api", "/api/x", "/apix", "/api/../admin", "//api/%78", "/a;b/api", "/api/x/", "/api/%252e", "api"];
 const RULE_PATHS: [&str; 4] = ["exact: /api", "prefix: /api", "prefix: /", "exact: /admin"];
 
 fn pick<T: Clone + std::fmt::Debug + 'static>(xs: &'static [T]) -> impl Strategy<Value = T> {
@@ -73,11 +42,7 @@ fn pick<T: Clone + std::fmt::Debug + 'static>(xs: &'static [T]) -> impl Strategy
 }
 
 fn labels() -> impl Strategy<Value = String> {
-    (
-        prop::option::of(pick(&["a", "b", "c"])),
-        prop::option::of(pick(&["x", "y"])),
-        prop::option::of(pick(&["p", "q"])),
-    )
+    (prop::option::of(pick(&["a", "b", "c"])), prop::option::of(pick(&["x", "y"])), prop::option::of(pick(&["p", "q"])))
         .prop_map(|(app, team, env)| {
             let mut parts = Vec::new();
             if let Some(v) = app {
@@ -150,52 +115,43 @@ fn entity(protocol: Option<&'static str>) -> impl Strategy<Value = String> {
         prop::option::weighted(0.2, pick(&SELECTORS)),
         prop::option::weighted(0.08, pick(&SELECTORS)),
         prop::option::weighted(0.1, pick(&NS_SELECTORS)),
-        prop::option::weighted(
-            0.2,
-            pick(&["80", "53", "'50:90'", "http", "dns", "'1:1023'"]),
-        ),
+        prop::option::weighted(0.2, pick(&["80", "53", "'50:90'", "http", "dns", "'1:1023'"])),
         prop::option::weighted(0.08, pick(&["80", "http", "'1000:65535'"])),
         prop::option::weighted(0.08, pick(&["[sa1]", "[sa1, sa2]", "[default]"])),
     )
-        .prop_map(
-            move |(nets, not_nets, sel, not_sel, ns_sel, ports, not_ports, sa)| {
-                let mut parts = Vec::new();
-                if let Some(n) = nets {
-                    parts.push(format!("nets: [{n}]"));
-                }
-                if let Some(n) = not_nets {
-                    parts.push(format!("notNets: [{n}]"));
-                }
-                if let Some(s) = sel {
-                    parts.push(format!("selector: \"{s}\""));
-                }
-                if let Some(s) = not_sel {
-                    parts.push(format!("notSelector: \"{s}\""));
-                }
-                if let Some(s) = ns_sel {
-                    parts.push(format!("namespaceSelector: \"{s}\""));
-                }
-                let numeric = |p: &str| {
-                    p.chars()
-                        .next()
-                        .is_some_and(|c| c.is_ascii_digit() || c == '\'')
-                };
-                if let Some(p) = ports
-                    && (ported || !numeric(p))
-                {
-                    parts.push(format!("ports: [{p}]"));
-                }
-                if let Some(p) = not_ports
-                    && (ported || !numeric(p))
-                {
-                    parts.push(format!("notPorts: [{p}]"));
-                }
-                if let Some(s) = sa {
-                    parts.push(format!("serviceAccounts: {{names: {s}}}"));
-                }
-                format!("{{{}}}", parts.join(", "))
-            },
-        )
+        .prop_map(move |(nets, not_nets, sel, not_sel, ns_sel, ports, not_ports, sa)| {
+            let mut parts = Vec::new();
+            if let Some(n) = nets {
+                parts.push(format!("nets: [{n}]"));
+            }
+            if let Some(n) = not_nets {
+                parts.push(format!("notNets: [{n}]"));
+            }
+            if let Some(s) = sel {
+                parts.push(format!("selector: \"{s}\""));
+            }
+            if let Some(s) = not_sel {
+                parts.push(format!("notSelector: \"{s}\""));
+            }
+            if let Some(s) = ns_sel {
+                parts.push(format!("namespaceSelector: \"{s}\""));
+            }
+            let numeric = |p: &str| p.chars().next().is_some_and(|c| c.is_ascii_digit() || c == '\'');
+            if let Some(p) = ports
+                && (ported || !numeric(p))
+            {
+                parts.push(format!("ports: [{p}]"));
+            }
+            if let Some(p) = not_ports
+                && (ported || !numeric(p))
+            {
+                parts.push(format!("notPorts: [{p}]"));
+            }
+            if let Some(s) = sa {
+                parts.push(format!("serviceAccounts: {{names: {s}}}"));
+            }
+            format!("{{{}}}", parts.join(", "))
+        })
 }
 
 fn rule(ingress: bool) -> impl Strategy<Value = String> {
@@ -204,58 +160,39 @@ fn rule(ingress: bool) -> impl Strategy<Value = String> {
         pick(&[None, Some("TCP"), Some("TCP"), Some("UDP"), Some("ICMP")]),
         prop::option::weighted(0.15, pick(&["TCP", "UDP"])),
         any::<bool>(),
-        prop::option::weighted(
-            0.3,
-            (
-                pick(&["[GET]", "[POST, GET]", "['*']", "[]"]),
-                pick(&RULE_PATHS),
-            ),
-        ),
+        prop::option::weighted(0.3, (pick(&["[GET]", "[POST, GET]", "['*']", "[]"]), pick(&RULE_PATHS))),
         prop::option::of(pick(&["{type: 8}", "{type: 8, code: 0}", "{type: 0}"])),
     )
-        .prop_flat_map(
-            move |(action, protocol, not_protocol, use_not_icmp, http, icmp)| {
-                (entity(protocol), entity(protocol)).prop_map(move |(src, dst)| {
-                    let mut parts = vec![
-                        format!("action: {action}"),
-                        format!("source: {src}"),
-                        format!("destination: {dst}"),
-                    ];
-                    if let Some(p) = protocol {
-                        parts.push(format!("protocol: {p}"));
-                    }
-                    if let Some(p) = not_protocol {
-                        parts.push(format!("notProtocol: {p}"));
-                    }
-                    if protocol == Some("ICMP")
-                        && let Some(i) = icmp
-                    {
-                        parts.push(format!(
-                            "{}: {i}",
-                            if use_not_icmp { "notICMP" } else { "icmp" }
-                        ));
-                    }
-                    if let Some((methods, path)) = http
-                        && ingress
-                        && action == "Allow"
-                        && matches!(protocol, None | Some("TCP"))
-                    {
-                        parts.push(format!("http: {{methods: {methods}, paths: [{{{path}}}]}}"));
-                    }
-                    format!("{{{}}}", parts.join(", "))
-                })
-            },
-        )
+        .prop_flat_map(move |(action, protocol, not_protocol, use_not_icmp, http, icmp)| {
+            (entity(protocol), entity(protocol)).prop_map(move |(src, dst)| {
+                let mut parts =
+                    vec![format!("action: {action}"), format!("source: {src}"), format!("destination: {dst}")];
+                if let Some(p) = protocol {
+                    parts.push(format!("protocol: {p}"));
+                }
+                if let Some(p) = not_protocol {
+                    parts.push(format!("notProtocol: {p}"));
+                }
+                if protocol == Some("ICMP")
+                    && let Some(i) = icmp
+                {
+                    parts.push(format!("{}: {i}", if use_not_icmp { "notICMP" } else { "icmp" }));
+                }
+                if let Some((methods, path)) = http
+                    && ingress
+                    && action == "Allow"
+                    && matches!(protocol, None | Some("TCP"))
+                {
+                    parts.push(format!("http: {{methods: {methods}, paths: [{{{path}}}]}}"));
+                }
+                format!("{{{}}}", parts.join(", "))
+            })
+        })
 }
 
 fn policies() -> impl Strategy<Value = String> {
     let policy = (
-        pick(&[
-            "GlobalNetworkPolicy",
-            "NetworkPolicy",
-            "StagedGlobalNetworkPolicy",
-            "StagedNetworkPolicy",
-        ]),
+        pick(&["GlobalNetworkPolicy", "NetworkPolicy", "StagedGlobalNetworkPolicy", "StagedNetworkPolicy"]),
         pick(&["p1", "p2", "p3"]),
         pick(&NAMESPACES),
         pick(&["default", "t1", "t2"]),
@@ -264,12 +201,7 @@ fn policies() -> impl Strategy<Value = String> {
         prop::option::weighted(0.2, pick(&NS_SELECTORS)),
         prop::collection::vec(rule(true), 1..4),
         prop::collection::vec(rule(false), 0..3),
-        pick(&[
-            "",
-            "types: [Ingress]",
-            "types: [Egress]",
-            "types: [Ingress, Egress]",
-        ]),
+        pick(&["", "types: [Ingress]", "types: [Egress]", "types: [Ingress, Egress]"]),
         prop::sample::select(&[false, false, false, true][..]),
     );
     prop::collection::vec(policy, 1..8).prop_map(|ps| {
@@ -388,130 +320,86 @@ impl Coverage {
 
 #[test]
 fn compiled_equals_reference() {
-    let cases: u32 = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
-    let mut runner = TestRunner::new(PtConfig {
-        cases,
-        failure_persistence: None,
-        ..PtConfig::default()
-    });
-    let strategy = (
-        inventory(),
-        pods(),
-        tiers(),
-        policies(),
-        prop::collection::vec(request(), 24),
-        any::<bool>(),
-        any::<bool>(),
-    );
+    let cases: u32 = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let mut runner = TestRunner::new(PtConfig { cases, failure_persistence: None, ..PtConfig::default() });
+    let strategy =
+        (inventory(), pods(), tiers(), policies(), prop::collection::vec(request(), 24), any::<bool>(), any::<bool>());
     let coverage = std::cell::RefCell::new(Coverage::default());
-    let result = runner.run(
-        &strategy,
-        |(inv, pods, tiers, pols, requests, require, deny_default)| {
-            let bundle = format!("{inv}{pods}{tiers}{pols}");
-            let cfg = Config {
-                require_peer_identity: require && deny_default,
-                no_policy_action: if deny_default && !require {
-                    Action::Deny
-                } else {
-                    Action::Allow
-                },
-                ..Config::default()
-            };
-            let engine = Engine::new(cfg);
-            if let Err(e) = engine.load_str(&bundle) {
-                coverage.borrow_mut().bundles_rejected += 1;
-                // Generated bundles are meant to be valid; a rejection is a generator bug unless
-                // it is one of the deliberate validation cases.
-                return Err(TestCaseError::fail(format!(
-                    "generated bundle rejected: {e}\n{bundle}"
-                )));
-            }
-            let snap = engine.snapshot().unwrap();
-            let mut cov = coverage.borrow_mut();
-            cov.bundles_loaded += 1;
-            for template in &requests {
-                // "OWN": the identity of the workload owning that end's IP (none for an IP no
-                // workload owns).
-                let mut v: serde_json::Value = serde_json::from_str(template).unwrap();
-                for end in ["source", "destination"] {
-                    if v[end]["principal"] == "OWN" {
-                        let ip: std::net::IpAddr = v[end]["ip"].as_str().unwrap().parse().unwrap();
-                        match snap.bundle().endpoint_by_ip(ip) {
-                            Some(e) => v[end]["principal"] = e.identity.clone().into(),
-                            None => {
-                                if let Some(m) = v[end].as_object_mut() {
-                                    m.remove("principal");
-                                }
+    let result = runner.run(&strategy, |(inv, pods, tiers, pols, requests, require, deny_default)| {
+        let bundle = format!("{inv}{pods}{tiers}{pols}");
+        let cfg = Config {
+            require_peer_identity: require && deny_default,
+            no_policy_action: if deny_default && !require { Action::Deny } else { Action::Allow },
+            ..Config::default()
+        };
+        let engine = Engine::new(cfg);
+        if let Err(e) = engine.load_str(&bundle) {
+            coverage.borrow_mut().bundles_rejected += 1;
+            // Generated bundles are meant to be valid; a rejection is a generator bug unless
+            // it is one of the deliberate validation cases.
+            return Err(TestCaseError::fail(format!("generated bundle rejected: {e}\n{bundle}")));
+        }
+        let snap = engine.snapshot().unwrap();
+        let mut cov = coverage.borrow_mut();
+        cov.bundles_loaded += 1;
+        for template in &requests {
+            // "OWN": the identity of the workload owning that end's IP (none for an IP no
+            // workload owns).
+            let mut v: serde_json::Value = serde_json::from_str(template).unwrap();
+            for end in ["source", "destination"] {
+                if v[end]["principal"] == "OWN" {
+                    let ip: std::net::IpAddr = v[end]["ip"].as_str().unwrap().parse().unwrap();
+                    match snap.bundle().endpoint_by_ip(ip) {
+                        Some(e) => v[end]["principal"] = e.identity.clone().into(),
+                        None => {
+                            if let Some(m) = v[end].as_object_mut() {
+                                m.remove("principal");
                             }
                         }
                     }
                 }
-                let text = &v.to_string();
-                let owned = OwnedRequest::from_json(text)
-                    .map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
-                let req = owned.as_request();
-                let (fast, fast_trace) = snap.decide_traced(&req);
-                let (reference, reference_trace) = snap.decide_reference_traced(&req);
-                let plain = snap.decide(&req);
-                prop_assert_eq!(
-                    fast,
-                    reference,
-                    "decision differs\nrequest: {}\nbundle:\n{}",
-                    text,
-                    bundle
-                );
-                prop_assert_eq!(plain, fast, "tracing changed the decision");
-                prop_assert_eq!(
-                    &fast_trace,
-                    &reference_trace,
-                    "trace differs\nrequest: {}\nbundle:\n{}",
-                    text,
-                    bundle
-                );
-                cov.hit(fast.reason.as_str());
-                cov.hit(fast.action.as_str());
-                match fast.side {
-                    Some(Side::Ingress) => cov.hit("side:ingress"),
-                    Some(Side::Egress) => cov.hit("side:egress"),
-                    None => cov.hit("side:none"),
-                }
-                if fast.l7_pending {
-                    cov.hit("l7_pending");
-                }
-                match fast.staged {
-                    Some(Action::Allow) => cov.hit("staged:allow"),
-                    Some(Action::Deny) => cov.hit("staged:deny"),
-                    None => {}
-                }
-                for h in fast_trace
-                    .ingress
-                    .iter()
-                    .chain(fast_trace.egress.iter())
-                    .flatten()
-                {
-                    match (h.action, h.rule, h.source) {
-                        (HitAction::Pass, -1, _) => cov.hit("hit:pass-end-of-tier"),
-                        (HitAction::Pass, _, _) => cov.hit("hit:pass-rule"),
-                        (HitAction::Log, _, _) => cov.hit("hit:log"),
-                        (_, _, HitSource::Profile { .. }) => cov.hit("hit:profile"),
-                        _ => {}
-                    }
+            }
+            let text = &v.to_string();
+            let owned = OwnedRequest::from_json(text).map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
+            let req = owned.as_request();
+            let (fast, fast_trace) = snap.decide_traced(&req);
+            let (reference, reference_trace) = snap.decide_reference_traced(&req);
+            let plain = snap.decide(&req);
+            prop_assert_eq!(fast, reference, "decision differs\nrequest: {}\nbundle:\n{}", text, bundle);
+            prop_assert_eq!(plain, fast, "tracing changed the decision");
+            prop_assert_eq!(&fast_trace, &reference_trace, "trace differs\nrequest: {}\nbundle:\n{}", text, bundle);
+            cov.hit(fast.reason.as_str());
+            cov.hit(fast.action.as_str());
+            match fast.side {
+                Some(Side::Ingress) => cov.hit("side:ingress"),
+                Some(Side::Egress) => cov.hit("side:egress"),
+                None => cov.hit("side:none"),
+            }
+            if fast.l7_pending {
+                cov.hit("l7_pending");
+            }
+            match fast.staged {
+                Some(Action::Allow) => cov.hit("staged:allow"),
+                Some(Action::Deny) => cov.hit("staged:deny"),
+                None => {}
+            }
+            for h in fast_trace.ingress.iter().chain(fast_trace.egress.iter()).flatten() {
+                match (h.action, h.rule, h.source) {
+                    (HitAction::Pass, -1, _) => cov.hit("hit:pass-end-of-tier"),
+                    (HitAction::Pass, _, _) => cov.hit("hit:pass-rule"),
+                    (HitAction::Log, _, _) => cov.hit("hit:log"),
+                    (_, _, HitSource::Profile { .. }) => cov.hit("hit:profile"),
+                    _ => {}
                 }
             }
-            Ok(())
-        },
-    );
+        }
+        Ok(())
+    });
     if let Err(e) = result {
         panic!("{e}");
     }
     let cov = coverage.into_inner();
-    println!(
-        "differential coverage over {} bundles: {:#?}",
-        cov.bundles_loaded, cov.counts
-    );
+    println!("differential coverage over {} bundles: {:#?}", cov.bundles_loaded, cov.counts);
     let required = [
         Reason::Rule.as_str(),
         Reason::EndOfTier.as_str(),
@@ -534,11 +422,7 @@ fn compiled_equals_reference() {
     ];
     if cases >= 200 {
         for k in required {
-            assert!(
-                cov.counts.get(k).copied().unwrap_or(0) > 0,
-                "outcome {k} was never produced: {:#?}",
-                cov.counts
-            );
+            assert!(cov.counts.get(k).copied().unwrap_or(0) > 0, "outcome {k} was never produced: {:#?}", cov.counts);
         }
     }
 }

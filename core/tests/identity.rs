@@ -15,10 +15,7 @@ fn bundle() -> String {
 }
 
 fn req(src_ip: &str, src_principal: Option<&str>, dst_principal: Option<&str>) -> String {
-    let p = |x: Option<&str>| {
-        x.map(|x| format!(r#", "principal": "{x}""#))
-            .unwrap_or_default()
-    };
+    let p = |x: Option<&str>| x.map(|x| format!(r#", "principal": "{x}""#)).unwrap_or_default();
     format!(
         r#"{{"source": {{"ip": "{src_ip}"{}}}, "destination": {{"ip": "10.2.0.7", "port": 443{}}}}}"#,
         p(src_principal),
@@ -41,28 +38,14 @@ fn o(a: &str, r: &str, p: &str) -> (String, String, String) {
 #[test]
 fn own_identity_from_own_ip_reaches_policy() {
     let e = engine(&bundle());
-    let d = decide(
-        &e,
-        &req(
-            "10.1.0.5",
-            Some("spiffe://cluster.local/ns/shop/sa/frontend"),
-            None,
-        ),
-    );
+    let d = decide(&e, &req("10.1.0.5", Some("spiffe://cluster.local/ns/shop/sa/frontend"), None));
     assert_eq!(outcome(&d), o("allow", "rule", "null"));
 }
 
 #[test]
 fn stolen_certificate_from_another_pod_ip_is_denied() {
     let e = engine(&bundle());
-    let d = decide(
-        &e,
-        &req(
-            "10.1.0.5",
-            Some("spiffe://cluster.local/ns/payments/sa/payments"),
-            None,
-        ),
-    );
+    let d = decide(&e, &req("10.1.0.5", Some("spiffe://cluster.local/ns/payments/sa/payments"), None));
     assert_eq!(outcome(&d), o("deny", "identity_mismatch", "source"));
     assert_eq!(d["side"], Value::Null);
     assert_eq!(d["trace"], serde_json::json!({}));
@@ -71,14 +54,7 @@ fn stolen_certificate_from_another_pod_ip_is_denied() {
 #[test]
 fn in_cluster_identity_from_outside_is_denied() {
     let e = engine(&bundle());
-    let d = decide(
-        &e,
-        &req(
-            "192.0.2.50",
-            Some("spiffe://cluster.local/ns/shop/sa/frontend"),
-            None,
-        ),
-    );
+    let d = decide(&e, &req("192.0.2.50", Some("spiffe://cluster.local/ns/shop/sa/frontend"), None));
     assert_eq!(outcome(&d), o("deny", "identity_mismatch", "source"));
     // A trust-domain-only ID is valid but no workload's identity.
     let d = decide(&e, &req("10.1.0.5", Some("spiffe://cluster.local"), None));
@@ -90,51 +66,22 @@ fn in_cluster_identity_from_outside_is_denied() {
 #[test]
 fn external_identity_is_not_bound_and_matches_no_service_account() {
     let e = engine(&bundle());
-    let d = decide(
-        &e,
-        &req(
-            "192.0.2.50",
-            Some("spiffe://partner.example/ns/shop/sa/frontend"),
-            None,
-        ),
-    );
-    assert_eq!(
-        outcome(&d),
-        o("deny", "end_of_tier", "null"),
-        "serviceAccounts never match an external identity"
-    );
+    let d = decide(&e, &req("192.0.2.50", Some("spiffe://partner.example/ns/shop/sa/frontend"), None));
+    assert_eq!(outcome(&d), o("deny", "end_of_tier", "null"), "serviceAccounts never match an external identity");
 }
 
 #[test]
 fn destination_principal_is_bound_too() {
     let e = engine(&bundle());
     let src = Some("spiffe://cluster.local/ns/shop/sa/frontend");
-    let d = decide(
-        &e,
-        &req(
-            "10.1.0.5",
-            src,
-            Some("spiffe://cluster.local/ns/payments/sa/payments"),
-        ),
-    );
+    let d = decide(&e, &req("10.1.0.5", src, Some("spiffe://cluster.local/ns/payments/sa/payments")));
     assert_eq!(outcome(&d), o("allow", "rule", "null"));
-    let d = decide(
-        &e,
-        &req(
-            "10.1.0.5",
-            src,
-            Some("spiffe://cluster.local/ns/shop/sa/frontend"),
-        ),
-    );
+    let d = decide(&e, &req("10.1.0.5", src, Some("spiffe://cluster.local/ns/shop/sa/frontend")));
     assert_eq!(outcome(&d), o("deny", "identity_mismatch", "destination"));
     // The source is checked first.
     let d = decide(
         &e,
-        &req(
-            "10.1.0.5",
-            Some("spiffe://cluster.local/ns/x/sa/y"),
-            Some("spiffe://cluster.local/ns/x/sa/y"),
-        ),
+        &req("10.1.0.5", Some("spiffe://cluster.local/ns/x/sa/y"), Some("spiffe://cluster.local/ns/x/sa/y")),
     );
     assert_eq!(outcome(&d), o("deny", "identity_mismatch", "source"));
 }
@@ -153,10 +100,7 @@ fn malformed_principal_is_an_invalid_request() {
     }
     // Validation comes before identity.
     let bad = r#"{"source": {"ip": "10.1.0.5", "principal": "spiffe://cluster.local/ns/payments/sa/payments"}, "destination": {"ip": "10.2.0.7", "port": 443}, "http": {"method": "GET", "path": "nope"}}"#;
-    assert_eq!(
-        outcome(&decide(&e, bad)),
-        o("deny", "invalid_request", "null")
-    );
+    assert_eq!(outcome(&decide(&e, bad)), o("deny", "invalid_request", "null"));
 }
 
 #[test]
@@ -166,11 +110,9 @@ fn require_peer_identity_denies_plaintext_from_known_workloads() {
     let d = decide(&e, &req("10.1.0.5", None, None));
     assert_eq!(outcome(&d), o("deny", "missing_peer_identity", "source"));
     // Unknown sources and egress-only evaluation are not affected.
-    assert_eq!(
-        decide(&e, &req("192.0.2.50", None, None))["reason"],
-        "end_of_tier"
-    );
-    let egress = r#"{"direction": "egress", "source": {"ip": "10.1.0.5"}, "destination": {"ip": "10.2.0.7", "port": 443}}"#;
+    assert_eq!(decide(&e, &req("192.0.2.50", None, None))["reason"], "end_of_tier");
+    let egress =
+        r#"{"direction": "egress", "source": {"ip": "10.1.0.5"}, "destination": {"ip": "10.2.0.7", "port": 443}}"#;
     assert_eq!(decide(&e, egress)["reason"], "no_policy");
 }
 
@@ -178,23 +120,9 @@ fn require_peer_identity_denies_plaintext_from_known_workloads() {
 fn trust_domain_is_configuration() {
     let cfg = palisade::Config::from_yaml("trust_domain: prod.example").unwrap();
     let e = engine_with(&bundle(), cfg);
-    let d = decide(
-        &e,
-        &req(
-            "10.1.0.5",
-            Some("spiffe://prod.example/ns/shop/sa/frontend"),
-            None,
-        ),
-    );
+    let d = decide(&e, &req("10.1.0.5", Some("spiffe://prod.example/ns/shop/sa/frontend"), None));
     assert_eq!(outcome(&d), o("allow", "rule", "null"));
-    let d = decide(
-        &e,
-        &req(
-            "10.1.0.5",
-            Some("spiffe://cluster.local/ns/shop/sa/frontend"),
-            None,
-        ),
-    );
+    let d = decide(&e, &req("10.1.0.5", Some("spiffe://cluster.local/ns/shop/sa/frontend"), None));
     assert_eq!(outcome(&d), o("deny", "identity_mismatch", "source"));
 }
 
@@ -203,9 +131,6 @@ fn no_bundle_denies_everything() {
     let e = palisade::Engine::new(palisade::Config::default());
     let owned = palisade::OwnedRequest::from_json(&req("10.1.0.5", None, None)).unwrap();
     let d = e.decide(&owned.as_request());
-    assert_eq!(
-        (d.action, d.reason, d.generation),
-        (palisade::Action::Deny, palisade::Reason::NoBundle, 0)
-    );
+    assert_eq!((d.action, d.reason, d.generation), (palisade::Action::Deny, palisade::Reason::NoBundle, 0));
     assert_eq!(e.explain(&owned.as_request()).json()["reason"], "no_bundle");
 }

@@ -5,13 +5,7 @@ use palisade::load::{Source, load};
 use palisade::{Config, Engine, LoadError, LoadErrorKind};
 
 fn try_load(text: &str) -> Result<palisade::model::Bundle, LoadError> {
-    load(
-        &[Source {
-            name: "bundle.yaml",
-            text,
-        }],
-        &Config::default(),
-    )
+    load(&[Source { name: "bundle.yaml", text }], &Config::default())
 }
 
 fn err(text: &str) -> LoadError {
@@ -22,9 +16,7 @@ fn err(text: &str) -> LoadError {
 }
 
 fn gnp(spec: &str) -> String {
-    format!(
-        "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {{name: p}}\nspec:\n{spec}\n"
-    )
+    format!("apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {{name: p}}\nspec:\n{spec}\n")
 }
 
 #[test]
@@ -41,9 +33,7 @@ fn errors_name_file_document_object_and_field() {
     assert_eq!(e.field.as_deref(), Some("spec.ingress[0].source.selectr"));
     let shown = e.to_string();
     assert!(
-        shown.starts_with(
-            "bundle.yaml (document 1): GlobalNetworkPolicy p: spec.ingress[0].source.selectr: "
-        ),
+        shown.starts_with("bundle.yaml (document 1): GlobalNetworkPolicy p: spec.ingress[0].source.selectr: "),
         "{shown}"
     );
 }
@@ -58,15 +48,11 @@ fn selector_errors_carry_the_position() {
 
 #[test]
 fn billion_laughs_fails_fast() {
-    let mut doc = String::from(
-        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
-    );
+    let mut doc = String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
     let names = ["b", "c", "d", "e", "f", "g", "h", "i"];
     let mut prev = "a";
     for n in names {
-        doc.push_str(&format!(
-            "{n}: &{n} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"
-        ));
+        doc.push_str(&format!("{n}: &{n} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
         prev = n;
     }
     let start = std::time::Instant::now();
@@ -88,15 +74,10 @@ fn unknown_fields_outside_policy_specs_are_ignored() {
 #[test]
 fn duplicates_are_rejected() {
     let np = |api: &str, ns: &str| {
-        format!(
-            "apiVersion: {api}\nkind: NetworkPolicy\nmetadata: {{name: p{ns}}}\nspec: {{}}\n---\n"
-        )
+        format!("apiVersion: {api}\nkind: NetworkPolicy\nmetadata: {{name: p{ns}}}\nspec: {{}}\n---\n")
     };
-    let e = err(&format!(
-        "{}{}",
-        np("projectcalico.org/v3", ""),
-        np("crd.projectcalico.org/v1", ", namespace: default")
-    ));
+    let e =
+        err(&format!("{}{}", np("projectcalico.org/v3", ""), np("crd.projectcalico.org/v1", ", namespace: default")));
     assert_eq!(e.kind, LoadErrorKind::Duplicate);
     assert_eq!(e.object.as_deref(), Some("NetworkPolicy default/p"));
     // Different namespaces are different objects.
@@ -119,10 +100,7 @@ fn two_pods_claiming_one_ip_are_rejected_naming_both() {
     };
     let e = err(&format!("{}{}", pod("a"), pod("b")));
     assert_eq!(e.kind, LoadErrorKind::Duplicate);
-    assert!(
-        e.message.contains("ns/a") && e.object.as_deref() == Some("Pod ns/b"),
-        "{e}"
-    );
+    assert!(e.message.contains("ns/a") && e.object.as_deref() == Some("Pod ns/b"), "{e}");
 }
 
 #[test]
@@ -148,10 +126,7 @@ fn own_labels_win_over_inherited_ones() {
                 apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: ns, labels: {pcns.team: own}}\nstatus: {podIP: 10.0.0.1}\n";
     let b = try_load(text).unwrap();
     assert_eq!(b.endpoints[0].labels["pcns.team"], "own");
-    assert_eq!(
-        b.endpoints[0].labels["pcns.kubernetes.io/metadata.name"],
-        "ns"
-    );
+    assert_eq!(b.endpoints[0].labels["pcns.kubernetes.io/metadata.name"], "ns");
 }
 
 #[test]
@@ -167,9 +142,7 @@ fn kinds_that_must_not_be_ignored_are_errors() {
         ("policy.networking.k8s.io/v1alpha1", "AdminNetworkPolicy"),
         ("networking.k8s.io/v1beta1", "NetworkPolicy"),
     ] {
-        let e = err(&format!(
-            "apiVersion: {api}\nkind: {kind}\nmetadata: {{name: x}}\nspec: {{}}\n"
-        ));
+        let e = err(&format!("apiVersion: {api}\nkind: {kind}\nmetadata: {{name: x}}\nspec: {{}}\n"));
         assert_eq!(e.kind, LoadErrorKind::Unsupported, "{api} {kind}: {e}");
     }
 }
@@ -187,10 +160,7 @@ fn other_kinds_are_skipped_and_counted() {
 #[test]
 fn empty_bundles_are_rejected() {
     assert_eq!(err("").kind, LoadErrorKind::Empty);
-    assert_eq!(
-        err("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n").kind,
-        LoadErrorKind::Empty
-    );
+    assert_eq!(err("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n").kind, LoadErrorKind::Empty);
 }
 
 #[test]
@@ -210,49 +180,19 @@ fn lists_json_and_crd_forms_are_read() {
 #[test]
 fn tier_rules() {
     let tier = |name: &str, spec: &str| {
-        format!(
-            "apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {{name: {name}}}\nspec: {spec}\n---\n"
-        )
+        format!("apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {{name: {name}}}\nspec: {spec}\n---\n")
     };
     assert!(try_load(&tier("default", "{order: 1000000, defaultAction: Deny}")).is_ok());
     assert!(try_load(&tier("default", "{}")).is_ok());
-    assert_eq!(
-        err(&tier("default", "{order: 5}")).field.as_deref(),
-        Some("spec.order")
-    );
-    assert_eq!(
-        err(&tier("default", "{defaultAction: Pass}"))
-            .field
-            .as_deref(),
-        Some("spec.defaultAction")
-    );
-    assert_eq!(
-        err(&tier("Bad.Name", "{}")).field.as_deref(),
-        Some("metadata.name")
-    );
-    assert_eq!(
-        err(&tier("t", "{defaultAction: Allow}")).field.as_deref(),
-        Some("spec.defaultAction")
-    );
-    assert_eq!(
-        err(&tier("istio-deny", "{defaultAction: Deny}"))
-            .field
-            .as_deref(),
-        Some("spec.defaultAction")
-    );
+    assert_eq!(err(&tier("default", "{order: 5}")).field.as_deref(), Some("spec.order"));
+    assert_eq!(err(&tier("default", "{defaultAction: Pass}")).field.as_deref(), Some("spec.defaultAction"));
+    assert_eq!(err(&tier("Bad.Name", "{}")).field.as_deref(), Some("metadata.name"));
+    assert_eq!(err(&tier("t", "{defaultAction: Allow}")).field.as_deref(), Some("spec.defaultAction"));
+    assert_eq!(err(&tier("istio-deny", "{defaultAction: Deny}")).field.as_deref(), Some("spec.defaultAction"));
     assert!(try_load(&tier("istio-allow", "{order: 5}")).is_ok());
+    assert_eq!(err(&gnp("  tier: missing")).kind, LoadErrorKind::UnknownTier);
     assert_eq!(
-        err(&gnp("  tier: missing")).kind,
-        LoadErrorKind::UnknownTier
-    );
-    assert_eq!(
-        err(&format!(
-            "{}{}",
-            tier("istio-allow", "{}"),
-            gnp("  tier: istio-allow")
-        ))
-        .field
-        .as_deref(),
+        err(&format!("{}{}", tier("istio-allow", "{}"), gnp("  tier: istio-allow"))).field.as_deref(),
         Some("spec.tier")
     );
     assert_eq!(err(&gnp("  order: .nan")).kind, LoadErrorKind::Syntax);
@@ -261,79 +201,34 @@ fn tier_rules() {
 #[test]
 fn rule_validation() {
     let cases: &[(&str, &str)] = &[
-        (
-            "  ingress: [{action: Deny, http: {methods: [GET]}}]",
-            "spec.ingress[0].http",
-        ),
-        (
-            "  egress: [{action: Allow, http: {methods: [GET]}}]",
-            "spec.egress[0].http",
-        ),
-        (
-            "  ingress: [{action: Allow, protocol: UDP, http: {methods: [GET]}}]",
-            "spec.ingress[0].http",
-        ),
-        (
-            "  ingress: [{action: Allow, http: {methods: [GET, GET]}}]",
-            "spec.ingress[0].http.methods[1]",
-        ),
-        (
-            "  ingress: [{action: Allow, http: {paths: [{exact: /a, prefix: /b}]}}]",
-            "spec.ingress[0].http.paths[0]",
-        ),
-        (
-            "  ingress: [{action: Allow, http: {paths: [{exact: 'a'}]}}]",
-            "spec.ingress[0].http.paths[0]",
-        ),
-        (
-            "  ingress: [{action: Allow, source: {selector: global()}}]",
-            "spec.ingress[0].source.selector",
-        ),
+        ("  ingress: [{action: Deny, http: {methods: [GET]}}]", "spec.ingress[0].http"),
+        ("  egress: [{action: Allow, http: {methods: [GET]}}]", "spec.egress[0].http"),
+        ("  ingress: [{action: Allow, protocol: UDP, http: {methods: [GET]}}]", "spec.ingress[0].http"),
+        ("  ingress: [{action: Allow, http: {methods: [GET, GET]}}]", "spec.ingress[0].http.methods[1]"),
+        ("  ingress: [{action: Allow, http: {paths: [{exact: /a, prefix: /b}]}}]", "spec.ingress[0].http.paths[0]"),
+        ("  ingress: [{action: Allow, http: {paths: [{exact: 'a'}]}}]", "spec.ingress[0].http.paths[0]"),
+        ("  ingress: [{action: Allow, source: {selector: global()}}]", "spec.ingress[0].source.selector"),
         (
             "  ingress: [{action: Allow, source: {namespaceSelector: \"global() && a == 'b'\"}}]",
             "spec.ingress[0].source.namespaceSelector",
         ),
         ("  selector: global()", "spec.selector"),
-        (
-            "  ingress: [{action: Allow, destination: {ports: [80]}}]",
-            "spec.ingress[0].destination.ports",
-        ),
+        ("  ingress: [{action: Allow, destination: {ports: [80]}}]", "spec.ingress[0].destination.ports"),
         (
             "  ingress: [{action: Allow, protocol: UDPLite, destination: {ports: [80]}}]",
             "spec.ingress[0].destination.ports",
         ),
-        (
-            "  ingress: [{action: Allow, protocol: TCP, icmp: {type: 8}}]",
-            "spec.ingress[0].icmp",
-        ),
-        (
-            "  ingress: [{action: Allow, protocol: ICMP, icmp: {code: 1}}]",
-            "spec.ingress[0].icmp.code",
-        ),
-        (
-            "  ingress: [{action: Allow, protocol: ICMP, icmp: {type: 255}}]",
-            "spec.ingress[0].icmp.type",
-        ),
+        ("  ingress: [{action: Allow, protocol: TCP, icmp: {type: 8}}]", "spec.ingress[0].icmp"),
+        ("  ingress: [{action: Allow, protocol: ICMP, icmp: {code: 1}}]", "spec.ingress[0].icmp.code"),
+        ("  ingress: [{action: Allow, protocol: ICMP, icmp: {type: 255}}]", "spec.ingress[0].icmp.type"),
         (
             "  ingress: [{action: Allow, source: {nets: [10.0.0.0/8]}, destination: {nets: ['fd00::/8']}}]",
             "spec.ingress[0]",
         ),
-        (
-            "  ingress: [{action: Allow, source: {notNets: [0.0.0.0/0]}}]",
-            "spec.ingress[0].source.notNets",
-        ),
-        (
-            "  ingress: [{action: Allow, source: {nets: [10.0.0.300/8]}}]",
-            "spec.ingress[0].source.nets[0]",
-        ),
-        (
-            "  ingress: [{action: Allow, protocol: 0}]",
-            "spec.ingress[0].protocol",
-        ),
-        (
-            "  ingress: [{action: Allow, protocol: tcpx}]",
-            "spec.ingress[0].protocol",
-        ),
+        ("  ingress: [{action: Allow, source: {notNets: [0.0.0.0/0]}}]", "spec.ingress[0].source.notNets"),
+        ("  ingress: [{action: Allow, source: {nets: [10.0.0.300/8]}}]", "spec.ingress[0].source.nets[0]"),
+        ("  ingress: [{action: Allow, protocol: 0}]", "spec.ingress[0].protocol"),
+        ("  ingress: [{action: Allow, protocol: tcpx}]", "spec.ingress[0].protocol"),
         ("  ingress: [{action: allow}]", "spec.ingress[0].action"),
         ("  ingress: [{protocol: TCP}]", "spec.ingress[0].action"),
         (
@@ -344,10 +239,7 @@ fn rule_validation() {
             "  ingress: [{action: Allow, protocol: TCP, destination: {ports: [70000]}}]",
             "spec.ingress[0].destination.ports[0]",
         ),
-        (
-            "  ingress: [{action: Allow, ipVersion: 6, source: {nets: [10.0.0.0/8]}}]",
-            "spec.ingress[0]",
-        ),
+        ("  ingress: [{action: Allow, ipVersion: 6, source: {nets: [10.0.0.0/8]}}]", "spec.ingress[0]"),
         ("  types: [Ingress, Ingress]", "spec.types[1]"),
         ("  types: [Sideways]", "spec.types[0]"),
     ];
@@ -376,10 +268,7 @@ fn fields_palisade_cannot_evaluate_are_errors() {
     };
     assert_eq!(err(&staged("Learn")).kind, LoadErrorKind::Unsupported);
     assert!(try_load(&staged("Delete")).is_ok());
-    assert_eq!(
-        err(&gnp("  stagedAction: Set")).field.as_deref(),
-        Some("spec.stagedAction")
-    );
+    assert_eq!(err(&gnp("  stagedAction: Set")).field.as_deref(), Some("spec.stagedAction"));
     let np = "apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {name: p, namespace: n}\nspec: {namespaceSelector: all()}\n";
     assert_eq!(err(np).field.as_deref(), Some("spec.namespaceSelector"));
     let staged_delete_with_rules = "apiVersion: projectcalico.org/v3\nkind: StagedNetworkPolicy\nmetadata: {name: s, namespace: n}\nspec: {stagedAction: Delete, ingress: [{action: Allow}]}\n";
@@ -392,19 +281,14 @@ fn types_default_as_the_api_server_does() {
     assert!(b.policies[0].ingress.is_none() && b.policies[0].egress.is_some());
     let b = try_load(&gnp("  selector: all()")).unwrap();
     assert!(b.policies[0].ingress.is_some() && b.policies[0].egress.is_none());
-    let b = try_load(&gnp(
-        "  ingress: [{action: Allow}]\n  egress: [{action: Allow}]",
-    ))
-    .unwrap();
+    let b = try_load(&gnp("  ingress: [{action: Allow}]\n  egress: [{action: Allow}]")).unwrap();
     assert!(b.policies[0].ingress.is_some() && b.policies[0].egress.is_some());
 }
 
 #[test]
 fn cidrs_with_host_bits_are_masked() {
-    let b = try_load(&gnp(
-        "  ingress: [{action: Allow, source: {nets: [10.1.2.3/16, '::ffff:10.9.0.0/112']}}]",
-    ))
-    .unwrap();
+    let b =
+        try_load(&gnp("  ingress: [{action: Allow, source: {nets: [10.1.2.3/16, '::ffff:10.9.0.0/112']}}]")).unwrap();
     let palisade::model::RuleMatch::Calico(r) = &b.policies[0].ingress.as_ref().unwrap()[0].matcher;
     let nets: Vec<String> = r.source.nets.iter().map(|n| n.to_string()).collect();
     assert_eq!(nets, ["10.1.0.0/16", "10.9.0.0/16"]);
@@ -415,33 +299,17 @@ fn resource_limits() {
     let cfg = Config::from_yaml("max_rules_per_policy: 2\nmax_selector_len: 20\nmax_cidrs_per_rule: 1\nmax_documents: 2\nmax_bundle_bytes: 2000").unwrap();
     let run = |t: &str| load(&[Source { name: "b", text: t }], &cfg);
     assert_eq!(
-        run(&gnp(
-            "  ingress: [{action: Allow}, {action: Allow}, {action: Allow}]"
-        ))
-        .unwrap_err()
-        .kind,
+        run(&gnp("  ingress: [{action: Allow}, {action: Allow}, {action: Allow}]")).unwrap_err().kind,
         LoadErrorKind::Limit
     );
+    assert_eq!(run(&gnp("  selector: aaaaaaaaaa == 'bbbbbbbbbbbbbb'")).unwrap_err().kind, LoadErrorKind::Invalid);
     assert_eq!(
-        run(&gnp("  selector: aaaaaaaaaa == 'bbbbbbbbbbbbbb'"))
-            .unwrap_err()
-            .kind,
-        LoadErrorKind::Invalid
-    );
-    assert_eq!(
-        run(&gnp(
-            "  ingress: [{action: Allow, source: {nets: [10.0.0.0/8, 11.0.0.0/8]}}]"
-        ))
-        .unwrap_err()
-        .kind,
+        run(&gnp("  ingress: [{action: Allow, source: {nets: [10.0.0.0/8, 11.0.0.0/8]}}]")).unwrap_err().kind,
         LoadErrorKind::Limit
     );
     let three = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: c}\n";
     assert!(run(three).is_err());
-    assert_eq!(
-        run(&"#".repeat(3000)).unwrap_err().kind,
-        LoadErrorKind::Limit
-    );
+    assert_eq!(run(&"#".repeat(3000)).unwrap_err().kind, LoadErrorKind::Limit);
 }
 
 #[test]
@@ -461,8 +329,7 @@ fn config_errors() {
 #[test]
 fn failed_load_keeps_the_previous_snapshot() {
     let e = Engine::new(Config::default());
-    let good =
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: n}\nstatus: {podIP: 10.0.0.1}\n";
+    let good = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: n}\nstatus: {podIP: 10.0.0.1}\n";
     assert_eq!(e.load_str(good).unwrap(), 1);
     assert!(e.load_str(&gnp("  selector: ((")).is_err());
     let s = e.snapshot().unwrap();

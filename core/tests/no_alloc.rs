@@ -67,10 +67,7 @@ fn decide_never_allocates() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/shop");
     let mut files = palisade::load::read_paths(&[root]).unwrap();
     files.push(("extra.yaml".into(), EXTRA.into()));
-    let sources: Vec<_> = files
-        .iter()
-        .map(|(n, t)| palisade::load::Source { name: n, text: t })
-        .collect();
+    let sources: Vec<_> = files.iter().map(|(n, t)| palisade::load::Source { name: n, text: t }).collect();
     engine.load(&sources).unwrap();
 
     let lines = [
@@ -105,10 +102,7 @@ fn decide_never_allocates() {
         r#"{"direction": "ingress", "source": {"ip": "fd00::1"}, "destination": {"ip": "fd00::2", "port": 80}}"#,
         r#"{"direction": "egress", "source": {"ip": "10.1.0.5"}, "destination": {"ip": "10.1.0.9", "port": 8080}}"#,
     ];
-    let requests: Vec<OwnedRequest> = lines
-        .iter()
-        .map(|l| OwnedRequest::from_json(l).unwrap())
-        .collect();
+    let requests: Vec<OwnedRequest> = lines.iter().map(|l| OwnedRequest::from_json(l).unwrap()).collect();
     let borrowed: Vec<_> = requests.iter().map(|r| r.as_request()).collect();
 
     // Warm up: arc-swap registers this thread on its first load.
@@ -116,25 +110,16 @@ fn decide_never_allocates() {
     for r in &borrowed {
         reasons.push(engine.decide(r).reason);
     }
-    for needed in [
-        Reason::Rule,
-        Reason::EndOfTier,
-        Reason::NoPolicy,
-        Reason::IdentityMismatch,
-        Reason::InvalidRequest,
-    ] {
-        assert!(
-            reasons.contains(&needed),
-            "the request set must reach {needed:?}: {reasons:?}"
-        );
+    for needed in [Reason::Rule, Reason::EndOfTier, Reason::NoPolicy, Reason::IdentityMismatch, Reason::InvalidRequest]
+    {
+        assert!(reasons.contains(&needed), "the request set must reach {needed:?}: {reasons:?}");
     }
     let mut sink = 0u64;
     let n = allocations(|| {
         for _ in 0..100 {
             for r in &borrowed {
                 let d = engine.decide(r);
-                sink = sink
-                    .wrapping_add(d.generation + d.l7_pending as u64 + d.staged.is_some() as u64);
+                sink = sink.wrapping_add(d.generation + d.l7_pending as u64 + d.staged.is_some() as u64);
             }
         }
     });

@@ -33,10 +33,7 @@ fn ingress_trace(bundle: &str) -> Vec<String> {
 }
 
 fn tier_names(trace: &[String]) -> Vec<String> {
-    trace
-        .iter()
-        .map(|h| h.split('|').nth(1).unwrap().to_string())
-        .collect()
+    trace.iter().map(|h| h.split('|').nth(1).unwrap().to_string()).collect()
 }
 
 #[test]
@@ -48,10 +45,7 @@ fn t2_unordered_tiers_sort_by_name() {
         gnp("pf", "foo", NO_MATCH),
         gnp("pb", "bar", NO_MATCH)
     );
-    assert_eq!(
-        tier_names(&ingress_trace(&b)),
-        ["bar", "foo", "__PROFILE__"]
-    );
+    assert_eq!(tier_names(&ingress_trace(&b)), ["bar", "foo", "__PROFILE__"]);
 }
 
 #[test]
@@ -63,10 +57,7 @@ fn t3_lower_order_first() {
         gnp("pf", "foo", NO_MATCH),
         gnp("pb", "bar", NO_MATCH)
     );
-    assert_eq!(
-        tier_names(&ingress_trace(&b)),
-        ["foo", "bar", "__PROFILE__"]
-    );
+    assert_eq!(tier_names(&ingress_trace(&b)), ["foo", "bar", "__PROFILE__"]);
 }
 
 #[test]
@@ -80,10 +71,7 @@ fn t4_absent_order_is_last() {
         gnp("p2", "baz", NO_MATCH),
         gnp("p3", "bar", NO_MATCH)
     );
-    assert_eq!(
-        tier_names(&ingress_trace(&b)),
-        ["foo", "baz", "bar", "__PROFILE__"]
-    );
+    assert_eq!(tier_names(&ingress_trace(&b)), ["foo", "baz", "bar", "__PROFILE__"]);
 }
 
 #[test]
@@ -95,10 +83,7 @@ fn t5_equal_order_by_name() {
         gnp("p1", "foo", NO_MATCH),
         gnp("p2", "baz", NO_MATCH)
     );
-    assert_eq!(
-        tier_names(&ingress_trace(&b)),
-        ["baz", "foo", "__PROFILE__"]
-    );
+    assert_eq!(tier_names(&ingress_trace(&b)), ["baz", "foo", "__PROFILE__"]);
 }
 
 #[test]
@@ -111,10 +96,7 @@ fn default_tier_sits_at_one_million() {
         gnp("b", "early", NO_MATCH)
     );
     let b = format!("{b}{}", gnp("c", "default", "[{action: Pass}]"));
-    assert_eq!(
-        tier_names(&ingress_trace(&b)),
-        ["early", "default", "late", "__PROFILE__"]
-    );
+    assert_eq!(tier_names(&ingress_trace(&b)), ["early", "default", "late", "__PROFILE__"]);
 }
 
 #[test]
@@ -151,10 +133,7 @@ fn e2_pass_then_deny() {
         &e,
         r#"{"direction": "ingress", "source": {"ip": "192.0.2.1"}, "destination": {"ip": "10.0.0.2", "port": 80}}"#,
     );
-    assert_eq!(
-        trace(&d, "ingress"),
-        ["0|tier1|gnp:p1|pass|-1", "1|tier2|gnp:p2|deny|-1"]
-    );
+    assert_eq!(trace(&d, "ingress"), ["0|tier1|gnp:p1|pass|-1", "1|tier2|gnp:p2|deny|-1"]);
     assert_eq!(d["action"], "deny");
     assert_eq!(d["tier"], "tier2");
 }
@@ -172,35 +151,22 @@ fn gnp_ordered(name: &str, tier: &str, order: f64, rules: &str) -> String {
 }
 
 fn verdicts(bundle: &str) -> (String, String) {
-    let e = engine(&format!(
-        "{POD}{}{bundle}",
-        tier("tier1", Some(1.0), "Deny")
-    ));
+    let e = engine(&format!("{POD}{}{bundle}", tier("tier1", Some(1.0), "Deny")));
     let d = decide(
         &e,
         r#"{"direction": "ingress", "source": {"ip": "192.0.2.1"}, "destination": {"ip": "10.0.0.2", "port": 80}}"#,
     );
-    (
-        d["action"].as_str().unwrap().to_string(),
-        d["staged"]["action"].as_str().unwrap_or("null").to_string(),
-    )
+    (d["action"].as_str().unwrap().to_string(), d["staged"]["action"].as_str().unwrap_or("null").to_string())
 }
 
 #[test]
 fn e3_only_staged_deny_skips_tier_for_enforcement() {
-    assert_eq!(
-        verdicts(&sgnp("s", "tier1", 1.0, "[{action: Deny}]")),
-        ("allow".into(), "deny".into())
-    );
+    assert_eq!(verdicts(&sgnp("s", "tier1", 1.0, "[{action: Deny}]")), ("allow".into(), "deny".into()));
 }
 
 #[test]
 fn e3_enforced_and_staged_no_match_both_deny() {
-    let b = format!(
-        "{}{}",
-        gnp_ordered("e", "tier1", 1.0, NO_MATCH),
-        sgnp("s", "tier1", 2.0, NO_MATCH)
-    );
+    let b = format!("{}{}", gnp_ordered("e", "tier1", 1.0, NO_MATCH), sgnp("s", "tier1", 2.0, NO_MATCH));
     assert_eq!(verdicts(&b), ("deny".into(), "deny".into()));
 }
 
@@ -235,10 +201,7 @@ fn staged_set_replaces_the_enforced_policy_of_the_same_name() {
 
 #[test]
 fn no_staged_policy_means_staged_is_null() {
-    assert_eq!(
-        verdicts(&gnp_ordered("e", "tier1", 1.0, "[{action: Allow}]")),
-        ("allow".into(), "null".into())
-    );
+    assert_eq!(verdicts(&gnp_ordered("e", "tier1", 1.0, "[{action: Allow}]")), ("allow".into(), "null".into()));
 }
 
 #[test]
@@ -255,17 +218,7 @@ fn policies_within_a_tier_by_order_then_name_namespace_kind() {
     );
     let t = ingress_trace(&b);
     let names: Vec<&str> = t.iter().map(|h| h.split('|').nth(2).unwrap()).collect();
-    assert_eq!(
-        names,
-        [
-            "gnp:a",
-            "gnp:b",
-            "gnp:x",
-            "np:ns/x",
-            "gnp:unordered",
-            "gnp:a"
-        ]
-    );
+    assert_eq!(names, ["gnp:a", "gnp:b", "gnp:x", "np:ns/x", "gnp:unordered", "gnp:a"]);
     assert!(t.last().unwrap().ends_with("|deny|-1"), "{t:?}");
 }
 
@@ -274,23 +227,11 @@ fn pass_rule_skips_rest_of_tier_and_log_goes_on() {
     let b = format!(
         "{}{}{}",
         tier("t", Some(1.0), "Deny"),
-        gnp_ordered(
-            "p1",
-            "t",
-            1.0,
-            "[{action: Log}, {action: Pass}, {action: Deny}]"
-        ),
+        gnp_ordered("p1", "t", 1.0, "[{action: Log}, {action: Pass}, {action: Deny}]"),
         gnp_ordered("p2", "t", 2.0, "[{action: Deny}]")
     );
     let t = ingress_trace(&b);
-    assert_eq!(
-        t,
-        [
-            "0|t|gnp:p1|log|0",
-            "1|t|gnp:p1|pass|1",
-            "2|__PROFILE__|pro:kns.ns|allow|0"
-        ]
-    );
+    assert_eq!(t, ["0|t|gnp:p1|log|0", "1|t|gnp:p1|pass|1", "2|__PROFILE__|pro:kns.ns|allow|0"]);
 }
 
 #[test]
@@ -317,29 +258,16 @@ fn egress_deny_is_reported_first_and_allow_names_ingress() {
     );
     let e = engine(&b);
     let d = decide(&e, &tcp("10.0.0.1", "10.0.0.2", 81));
-    assert_eq!(
-        (d["action"].as_str(), d["side"].as_str()),
-        (Some("deny"), Some("egress"))
-    );
-    assert!(
-        d["trace"].get("ingress").is_none(),
-        "ingress is not walked after an egress deny"
-    );
+    assert_eq!((d["action"].as_str(), d["side"].as_str()), (Some("deny"), Some("egress")));
+    assert!(d["trace"].get("ingress").is_none(), "ingress is not walked after an egress deny");
     let d = decide(&e, &tcp("10.0.0.1", "10.0.0.2", 80));
     assert_eq!(
-        (
-            d["action"].as_str(),
-            d["side"].as_str(),
-            d["reason"].as_str()
-        ),
+        (d["action"].as_str(), d["side"].as_str(), d["reason"].as_str()),
         (Some("allow"), Some("ingress"), Some("no_policy"))
     );
     let d = decide(
         &e,
         r#"{"direction": "egress", "source": {"ip": "10.0.0.1"}, "destination": {"ip": "10.0.0.2", "port": 80}}"#,
     );
-    assert_eq!(
-        (d["side"].as_str(), d["policy"].as_str()),
-        (Some("egress"), Some("gnp:eg"))
-    );
+    assert_eq!((d["side"].as_str(), d["policy"].as_str()), (Some("egress"), Some("gnp:eg")));
 }

@@ -9,17 +9,11 @@ pub(crate) struct Bits {
 
 impl Bits {
     pub fn empty(n: usize) -> Bits {
-        Bits {
-            words: vec![0; n.div_ceil(64)],
-            n,
-        }
+        Bits { words: vec![0; n.div_ceil(64)], n }
     }
 
     pub fn full(n: usize) -> Bits {
-        let mut b = Bits {
-            words: vec![u64::MAX; n.div_ceil(64)],
-            n,
-        };
+        let mut b = Bits { words: vec![u64::MAX; n.div_ceil(64)], n };
         b.trim();
         b
     }
@@ -41,9 +35,7 @@ impl Bits {
 
     #[cfg(test)]
     pub fn get(&self, i: u32) -> bool {
-        self.words
-            .get(i as usize / 64)
-            .is_some_and(|w| w >> (i % 64) & 1 == 1)
+        self.words.get(i as usize / 64).is_some_and(|w| w >> (i % 64) & 1 == 1)
     }
 
     pub fn and(&mut self, o: &Bits) {
@@ -115,9 +107,7 @@ impl IdSet {
                     v.binary_search(&id).is_ok()
                 }
             }
-            IdSet::Dense(w) => w
-                .get(id as usize / 64)
-                .is_some_and(|w| w >> (id % 64) & 1 == 1),
+            IdSet::Dense(w) => w.get(id as usize / 64).is_some_and(|w| w >> (id % 64) & 1 == 1),
         }
     }
 

@@ -32,8 +32,8 @@ use self::selectors::LabelIndex;
 use crate::config::Config;
 use crate::decision::Action;
 use crate::model::{
-    Bundle, EntityMatch, IcmpMatch, PathMatch, PolicyId, PortMatch, RuleAction, RuleMatch,
-    StagedAction, TierDefault, TierId,
+    Bundle, EntityMatch, IcmpMatch, PathMatch, PolicyId, PortMatch, RuleAction, RuleMatch, StagedAction, TierDefault,
+    TierId,
 };
 use crate::selector::Expr;
 
@@ -105,18 +105,34 @@ struct CRule {
     not_icmp: Option<IcmpMatch>,
     src: CEntity,
     dst: CEntity,
-    http: Option<CHttp>,
+    http: Option<Box<CHttp>>,
+}
+
+/// No selector.
+const NO_SELECTOR: SelId = SelId::MAX;
+
+/// Criteria on one end, kept small (16 bytes) so that a rule fits in a cache line: the
+/// selectors inline, the rarer CIDR and port criteria behind one pointer.
+#[derive(Debug)]
+struct CEntity {
+    selector: SelId,
+    not_selector: SelId,
+    extra: Option<Box<EntityExtra>>,
 }
 
 #[derive(Debug, Default)]
-struct CEntity {
-    any: bool,
+struct EntityExtra {
     nets: Option<NetRanges>,
     not_nets: Option<NetRanges>,
-    selector: Option<SelId>,
-    not_selector: Option<SelId>,
     ports: Option<PortSet>,
     not_ports: Option<PortSet>,
+}
+
+impl CEntity {
+    #[inline]
+    fn is_any(&self) -> bool {
+        self.selector == NO_SELECTOR && self.not_selector == NO_SELECTOR && self.extra.is_none()
+    }
 }
 
 #[derive(Debug)]
@@ -168,14 +184,18 @@ impl<'a> Compiler<'a> {
     }
 
     fn entity(&mut self, e: &'a EntityMatch) -> CEntity {
-        CEntity {
-            any: e.is_empty(),
+        let extra = EntityExtra {
             nets: (!e.nets.is_empty()).then(|| NetRanges::new(&e.nets)),
             not_nets: (!e.not_nets.is_empty()).then(|| NetRanges::new(&e.not_nets)),
-            selector: e.selector.as_ref().map(|s| self.selector(s)),
-            not_selector: e.not_selector.as_ref().map(|s| self.selector(s)),
             ports: self.ports(&e.ports),
             not_ports: self.ports(&e.not_ports),
+        };
+        let has_extra =
+            extra.nets.is_some() || extra.not_nets.is_some() || extra.ports.is_some() || extra.not_ports.is_some();
+        CEntity {
+            selector: e.selector.as_ref().map(|s| self.selector(s)).unwrap_or(NO_SELECTOR),
+            not_selector: e.not_selector.as_ref().map(|s| self.selector(s)).unwrap_or(NO_SELECTOR),
+            extra: has_extra.then(|| Box::new(extra)),
         }
     }
 
@@ -198,13 +218,13 @@ impl<'a> Compiler<'a> {
                     }
                     exact.sort();
                     exact.dedup();
-                    CHttp {
+                    Box::new(CHttp {
                         any_method: h.methods.is_empty() || h.methods.iter().any(|m| m == "*"),
                         methods: h.methods.iter().map(|m| m.as_str().into()).collect(),
                         any_path: h.paths.is_empty() || prefixes.iter().any(|p| &**p == "/"),
                         exact: exact.into_boxed_slice(),
                         prefixes: prefixes.into_boxed_slice(),
-                    }
+                    })
                 });
                 CRule {
                     action: r.action,
@@ -222,11 +242,7 @@ impl<'a> Compiler<'a> {
     }
 }
 
-fn intern_list(
-    lists: &mut Vec<PolicyList>,
-    index: &mut FxHashMap<PolicyList, u32>,
-    l: PolicyList,
-) -> u32 {
+fn intern_list(lists: &mut Vec<PolicyList>, index: &mut FxHashMap<PolicyList, u32>, l: PolicyList) -> u32 {
     if let Some(&i) = index.get(&l) {
         return i;
     }
@@ -245,24 +261,16 @@ fn segments(bundle: &Bundle, ids: &[PolicyId]) -> PolicyList {
         let t = bundle.policy(id).map(|p| p.tier).unwrap_or(0);
         if cur_tier != Some(t) {
             if let Some(ct) = cur_tier {
-                out.push(Segment {
-                    tier: ct,
-                    policies: std::mem::take(&mut cur).into_boxed_slice(),
-                });
+                out.push(Segment { tier: ct, policies: std::mem::take(&mut cur).into_boxed_slice() });
             }
             cur_tier = Some(t);
         }
         cur.push(id);
     }
     if let Some(ct) = cur_tier {
-        out.push(Segment {
-            tier: ct,
-            policies: cur.into_boxed_slice(),
-        });
+        out.push(Segment { tier: ct, policies: cur.into_boxed_slice() });
     }
-    PolicyList {
-        segments: out.into_boxed_slice(),
-    }
+    PolicyList { segments: out.into_boxed_slice() }
 }
 
 impl Program {
@@ -278,11 +286,7 @@ impl Program {
             })
         };
         let ep_ids: Vec<u32> = bundle.endpoints.iter().map(|e| intern(&e.labels)).collect();
-        let set_ids: Vec<u32> = bundle
-            .network_sets
-            .iter()
-            .map(|s| intern(&s.labels))
-            .collect();
+        let set_ids: Vec<u32> = bundle.network_sets.iter().map(|s| intern(&s.labels)).collect();
         let n_identities = identities.len();
 
         let mut c = Compiler {
@@ -296,36 +300,20 @@ impl Program {
         let policies: Vec<CPolicy> = bundle
             .policies
             .iter()
-            .map(|p| CPolicy {
-                ingress: c.rules(p.ingress.as_deref()),
-                egress: c.rules(p.egress.as_deref()),
-            })
+            .map(|p| CPolicy { ingress: c.rules(p.ingress.as_deref()), egress: c.rules(p.egress.as_deref()) })
             .collect();
         // Enforced policies that a staged policy of the same name, namespace and tier stands for.
         let staged_keys: rustc_hash::FxHashSet<_> = bundle
             .policies
             .iter()
             .filter(|q| q.staged.is_some())
-            .map(|q| {
-                (
-                    q.kind.enforced_counterpart(),
-                    q.namespace.as_deref(),
-                    q.name.as_str(),
-                    q.tier,
-                )
-            })
+            .map(|q| (q.kind.enforced_counterpart(), q.namespace.as_deref(), q.name.as_str(), q.tier))
             .collect();
         let overridden: Vec<bool> = bundle
             .policies
             .iter()
             .map(|p| {
-                p.staged.is_none()
-                    && staged_keys.contains(&(
-                        p.kind,
-                        p.namespace.as_deref(),
-                        p.name.as_str(),
-                        p.tier,
-                    ))
+                p.staged.is_none() && staged_keys.contains(&(p.kind, p.namespace.as_deref(), p.name.as_str(), p.tier))
             })
             .collect();
         // Which policies select each identity, in evaluation order.
@@ -347,11 +335,7 @@ impl Program {
             for (slot, side) in [(0usize, crate::Side::Ingress), (1, crate::Side::Egress)] {
                 let mut enforced = Vec::new();
                 let mut pending = Vec::new();
-                for &pid in selecting
-                    .get(ident as usize)
-                    .map(Vec::as_slice)
-                    .unwrap_or_default()
-                {
+                for &pid in selecting.get(ident as usize).map(Vec::as_slice).unwrap_or_default() {
                     let Some(p) = bundle.policy(pid) else {
                         continue;
                     };
@@ -408,10 +392,7 @@ impl Program {
                 namespace: e.namespace.as_str().into(),
                 service_account: e.service_account.as_str().into(),
                 named_ports,
-                lists: per_identity
-                    .get(identity as usize)
-                    .copied()
-                    .unwrap_or_default(),
+                lists: per_identity.get(identity as usize).copied().unwrap_or_default(),
             });
         }
         let mut set_lists: Vec<Box<[u32]>> = vec![Box::default()];
@@ -454,16 +435,8 @@ impl Program {
             .sum();
         let ips = (self.ip_v4.capacity() * 9 + self.ip_v6.capacity() * 21) * 8 / 7;
         let sels: usize = self.selectors.iter().map(|s| s.heap_bytes() + 24).sum();
-        let lists: usize = self
-            .lists
-            .iter()
-            .map(|l| {
-                l.segments
-                    .iter()
-                    .map(|s| 24 + s.policies.len() * 4)
-                    .sum::<usize>()
-            })
-            .sum();
+        let lists: usize =
+            self.lists.iter().map(|l| l.segments.iter().map(|s| 24 + s.policies.len() * 4).sum::<usize>()).sum();
         eps + ips + sels + lists + self.netsets.heap_bytes()
     }
 }

@@ -15,11 +15,7 @@ pub(crate) fn ip_key(ip: IpAddr) -> (bool, u128) {
 
 fn net_bounds(n: &IpNet) -> (bool, u128, u128) {
     match n {
-        IpNet::V4(v4) => (
-            true,
-            u32::from(v4.network()) as u128,
-            u32::from(v4.broadcast()) as u128,
-        ),
+        IpNet::V4(v4) => (true, u32::from(v4.network()) as u128, u32::from(v4.broadcast()) as u128),
         IpNet::V6(v6) => (false, u128::from(v6.network()), u128::from(v6.broadcast())),
     }
 }
@@ -48,16 +44,9 @@ impl NetRanges {
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
         for n in nets {
             let (is4, lo, hi) = net_bounds(n);
-            if is4 {
-                v4.push((lo, hi))
-            } else {
-                v6.push((lo, hi))
-            }
+            if is4 { v4.push((lo, hi)) } else { v6.push((lo, hi)) }
         }
-        NetRanges {
-            v4: merge(v4),
-            v6: merge(v6),
-        }
+        NetRanges { v4: merge(v4), v6: merge(v6) }
     }
 
     #[inline]
@@ -131,20 +120,13 @@ impl Segments {
             starts.push(at);
             lists.push(id);
         }
-        Segments {
-            starts: starts.into_boxed_slice(),
-            lists: lists.into_boxed_slice(),
-        }
+        Segments { starts: starts.into_boxed_slice(), lists: lists.into_boxed_slice() }
     }
 
     #[inline]
     fn find(&self, x: u128) -> Option<u32> {
         let i = self.starts.partition_point(|&s| s <= x);
-        if i == 0 {
-            None
-        } else {
-            self.lists.get(i - 1).copied()
-        }
+        if i == 0 { None } else { self.lists.get(i - 1).copied() }
     }
 }
 
@@ -156,17 +138,10 @@ impl IntervalMap {
         for &(id, nets) in sets {
             for n in nets {
                 let (is4, lo, hi) = net_bounds(n);
-                if is4 {
-                    v4.push((lo, hi, id))
-                } else {
-                    v6.push((lo, hi, id))
-                }
+                if is4 { v4.push((lo, hi, id)) } else { v6.push((lo, hi, id)) }
             }
         }
-        IntervalMap {
-            v4: Segments::build(v4, interned),
-            v6: Segments::build(v6, interned),
-        }
+        IntervalMap { v4: Segments::build(v4, interned), v6: Segments::build(v6, interned) }
     }
 
     /// The interned list index for an address (0, the empty list, when none covers it).
@@ -199,10 +174,7 @@ impl PortSet {
                 _ => out.push((lo, hi)),
             }
         }
-        PortSet {
-            ranges: out.into_boxed_slice(),
-            named: named.into_boxed_slice(),
-        }
+        PortSet { ranges: out.into_boxed_slice(), named: named.into_boxed_slice() }
     }
 
     #[inline]
@@ -229,12 +201,7 @@ mod tests {
 
     #[test]
     fn net_ranges_merge_and_search() {
-        let r = NetRanges::new(&nets(&[
-            "10.0.0.0/24",
-            "10.0.1.0/24",
-            "192.168.0.0/16",
-            "fd00::/8",
-        ]));
+        let r = NetRanges::new(&nets(&["10.0.0.0/24", "10.0.1.0/24", "192.168.0.0/16", "fd00::/8"]));
         assert!(r.contains(key("10.0.1.255")));
         assert!(!r.contains(key("10.0.2.0")));
         assert!(r.contains(key("192.168.255.1")));
@@ -261,19 +228,9 @@ mod tests {
 
     #[test]
     fn ports() {
-        let p = PortSet::new(
-            vec![(80, 80), (81, 90), (8000, 8100), (1, 1), (5, 5), (7, 7)],
-            vec![],
-        );
+        let p = PortSet::new(vec![(80, 80), (81, 90), (8000, 8100), (1, 1), (5, 5), (7, 7)], vec![]);
         assert_eq!(p.ranges.len(), 5);
-        for (port, want) in [
-            (80, true),
-            (90, true),
-            (91, false),
-            (8050, true),
-            (0, false),
-            (65535, false),
-        ] {
+        for (port, want) in [(80, true), (90, true), (91, false), (8050, true), (0, false), (65535, false)] {
             assert_eq!(p.numeric_contains(port), want, "{port}");
         }
     }

@@ -20,18 +20,10 @@ impl<'a> LabelIndex<'a> {
         let mut by_key: FxHashMap<&str, FxHashMap<&str, Vec<u32>>> = FxHashMap::default();
         for (i, labels) in identities.iter().enumerate() {
             for (k, v) in labels.iter() {
-                by_key
-                    .entry(k.as_str())
-                    .or_default()
-                    .entry(v.as_str())
-                    .or_default()
-                    .push(i as u32);
+                by_key.entry(k.as_str()).or_default().entry(v.as_str()).or_default().push(i as u32);
             }
         }
-        LabelIndex {
-            n: identities.len(),
-            by_key,
-        }
+        LabelIndex { n: identities.len(), by_key }
     }
 
     fn postings(&self, key: &str, pred: impl Fn(&str) -> bool) -> Bits {

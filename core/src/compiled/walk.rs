@@ -2,7 +2,7 @@
 //! over precomputed per-identity policy lists. Nothing here allocates.
 
 use super::ranges::ip_key;
-use super::{CEndpoint, CEntity, CHttp, CRule, Program};
+use super::{CEndpoint, CEntity, CHttp, CRule, NO_SELECTOR, Program};
 use crate::decision::{Action, Decision, Peer, Reason, Side};
 use crate::eval::{Hit, HitAction, HitSource, Recorder};
 use crate::http_path::{self, PathBuffer};
@@ -24,17 +24,10 @@ impl Program {
     #[inline]
     fn ip_info(&self, ip: std::net::IpAddr) -> IpInfo<'_> {
         let key = ip_key(canonical_ip(ip));
-        let idx = if key.0 {
-            self.ip_v4.get(&(key.1 as u32))
-        } else {
-            self.ip_v6.get(&key.1)
-        };
+        let idx = if key.0 { self.ip_v4.get(&(key.1 as u32)) } else { self.ip_v6.get(&key.1) };
         let sets = if self.set_lists.len() > 1 {
             let list = self.netsets.lookup(key);
-            self.set_lists
-                .get(list as usize)
-                .map(|b| &**b)
-                .unwrap_or_default()
+            self.set_lists.get(list as usize).map(|b| &**b).unwrap_or_default()
         } else {
             &[]
         };
@@ -51,8 +44,7 @@ impl Program {
         let Some(s) = self.selectors.get(sel as usize) else {
             return false;
         };
-        info.endpoint.is_some_and(|e| s.contains(e.identity))
-            || info.sets.iter().any(|&i| s.contains(i))
+        info.endpoint.is_some_and(|e| s.contains(e.identity)) || info.sets.iter().any(|&i| s.contains(i))
     }
 }
 
@@ -66,24 +58,34 @@ struct Ctx<'r, 'p> {
     path: &'r str,
 }
 
-/// A principal is valid when it is exactly the owning endpoint's (valid) SPIFFE ID, or
-/// when it parses.
-#[inline]
-fn principal_valid(p: &str, ep: Option<&CEndpoint>) -> bool {
-    ep.is_some_and(|e| e.spiffe_valid && *e.spiffe == *p) || SpiffeId::parse(p).is_some()
+/// A presented principal, checked once.
+enum Principal<'a> {
+    Absent,
+    /// Exactly the owning endpoint's own (valid) SPIFFE ID: valid and bound, no parse.
+    Own,
+    Parsed(SpiffeId<'a>),
 }
 
+/// Validates a principal; `None` when it is not a valid SPIFFE ID.
 #[inline]
-fn principal_bound(prog: &Program, p: &str, ep: Option<&CEndpoint>) -> bool {
-    match ep {
-        Some(e) => {
-            (e.spiffe_valid && *e.spiffe == *p)
-                || SpiffeId::parse(p).is_some_and(|id| {
-                    id.trust_domain == &*prog.trust_domain
-                        && id.workload() == Some((&*e.namespace, &*e.service_account))
-                })
+fn principal<'a>(p: Option<&'a str>, ep: Option<&CEndpoint>) -> Option<Principal<'a>> {
+    match p {
+        None => Some(Principal::Absent),
+        Some(p) if ep.is_some_and(|e| e.spiffe_valid && *e.spiffe == *p) => Some(Principal::Own),
+        Some(p) => SpiffeId::parse(p).map(Principal::Parsed),
+    }
+}
+
+/// The binding: a principal must be its IP owner's identity; without an owner, it must
+/// not claim this trust domain.
+#[inline]
+fn bound(prog: &Program, p: &Principal<'_>, ep: Option<&CEndpoint>) -> bool {
+    match (p, ep) {
+        (Principal::Absent | Principal::Own, _) => true,
+        (Principal::Parsed(id), Some(e)) => {
+            id.trust_domain == &*prog.trust_domain && id.workload() == Some((&*e.namespace, &*e.service_account))
         }
-        None => SpiffeId::parse(p).is_some_and(|id| id.trust_domain != &*prog.trust_domain),
+        (Principal::Parsed(id), None) => id.trust_domain != &*prog.trust_domain,
     }
 }
 
@@ -97,43 +99,24 @@ struct SideOut {
 }
 
 /// Decides `req` with `prog`, recording the enforced walk into `rec`.
-pub(crate) fn decide<R: Recorder>(
-    prog: &Program,
-    req: &Request<'_>,
-    generation: u64,
-    rec: &mut R,
-) -> Decision {
+pub(crate) fn decide<R: Recorder>(prog: &Program, req: &Request<'_>, generation: u64, rec: &mut R) -> Decision {
     // 1. Request validation.
     if req.protocol == 0 {
-        return Decision::invalid(
-            "protocol 0 is not a protocol (use a name or 1-255)",
-            generation,
-        );
+        return Decision::invalid("protocol 0 is not a protocol (use a name or 1-255)", generation);
     }
     if proto::has_ports(req.protocol) && req.destination.port.is_none() {
-        return Decision::invalid(
-            "destination.port is required for TCP, UDP, SCTP and UDPLite",
-            generation,
-        );
+        return Decision::invalid("destination.port is required for TCP, UDP, SCTP and UDPLite", generation);
     }
     let src = prog.ip_info(req.source.ip);
     let dst = prog.ip_info(req.destination.ip);
     if src.key.0 != dst.key.0 {
-        return Decision::invalid(
-            "source and destination IPs are of different families",
-            generation,
-        );
+        return Decision::invalid("source and destination IPs are of different families", generation);
     }
-    for (p, ep) in [
-        (req.source.principal, src.endpoint),
-        (req.destination.principal, dst.endpoint),
-    ] {
-        if let Some(p) = p
-            && !principal_valid(p, ep)
-        {
-            return Decision::invalid("principal is not a valid SPIFFE ID", generation);
-        }
-    }
+    let (Some(src_principal), Some(dst_principal)) =
+        (principal(req.source.principal, src.endpoint), principal(req.destination.principal, dst.endpoint))
+    else {
+        return Decision::invalid("principal is not a valid SPIFFE ID", generation);
+    };
     // Buffers for a path that needs normalising; plain paths never touch them.
     let mut decoded: Option<PathBuffer> = None;
     let mut cleaned: Option<PathBuffer> = None;
@@ -158,54 +141,26 @@ pub(crate) fn decide<R: Recorder>(
     }
 
     // 2-4. The two-identity binding, source first.
-    if let Some(p) = req.source.principal
-        && !principal_bound(prog, p, src.endpoint)
-    {
+    if !bound(prog, &src_principal, src.endpoint) {
         return Decision::pre_policy(Reason::IdentityMismatch, Some(Peer::Source), generation);
     }
-    if let Some(p) = req.destination.principal
-        && !principal_bound(prog, p, dst.endpoint)
-    {
-        return Decision::pre_policy(
-            Reason::IdentityMismatch,
-            Some(Peer::Destination),
-            generation,
-        );
+    if !bound(prog, &dst_principal, dst.endpoint) {
+        return Decision::pre_policy(Reason::IdentityMismatch, Some(Peer::Destination), generation);
     }
-    let egress_ep = if req.direction != Direction::Ingress {
-        src.endpoint
-    } else {
-        None
-    };
-    let ingress_ep = if req.direction != Direction::Egress {
-        dst.endpoint
-    } else {
-        None
-    };
+    let egress_ep = if req.direction != Direction::Ingress { src.endpoint } else { None };
+    let ingress_ep = if req.direction != Direction::Egress { dst.endpoint } else { None };
     // 5. Required peer identity.
-    if prog.require_peer_identity
-        && req.source.principal.is_none()
-        && src.endpoint.is_some()
-        && ingress_ep.is_some()
-    {
+    if prog.require_peer_identity && req.source.principal.is_none() && src.endpoint.is_some() && ingress_ep.is_some() {
         return Decision::pre_policy(Reason::MissingPeerIdentity, Some(Peer::Source), generation);
     }
-    let no_side = Decision {
-        action: prog.no_policy_action,
-        ..Decision::pre_policy(Reason::NoPolicy, None, generation)
-    };
+    let no_side =
+        Decision { action: prog.no_policy_action, ..Decision::pre_policy(Reason::NoPolicy, None, generation) };
     if egress_ep.is_none() && ingress_ep.is_none() {
         return no_side;
     }
     let egress_idx = src.endpoint_index;
     let ingress_idx = dst.endpoint_index;
-    let ctx = Ctx {
-        req,
-        version: if src.key.0 { 4 } else { 6 },
-        src,
-        dst,
-        path,
-    };
+    let ctx = Ctx { req, version: if src.key.0 { 4 } else { 6 }, src, dst, path };
 
     // Enforced: egress first; the first deny is reported.
     let mut outcome: Option<(Side, SideOut)> = None;
@@ -214,9 +169,7 @@ pub(crate) fn decide<R: Recorder>(
         let o = walk(prog, &ctx, ep, egress_idx, Side::Egress, false, rec);
         outcome = Some((Side::Egress, o));
     }
-    let egress_denied = outcome
-        .as_ref()
-        .is_some_and(|(_, o)| o.action == Action::Deny);
+    let egress_denied = outcome.as_ref().is_some_and(|(_, o)| o.action == Action::Deny);
     if !egress_denied && let Some(ep) = ingress_ep {
         rec.side(Side::Ingress);
         let o = walk(prog, &ctx, ep, ingress_idx, Side::Ingress, false, rec);
@@ -225,18 +178,15 @@ pub(crate) fn decide<R: Recorder>(
 
     // Staged: only when a staged policy changes the list of an evaluated side.
     let differs = |ep: Option<&CEndpoint>, slot: usize| {
-        ep.and_then(|e| e.lists.get(slot))
-            .is_some_and(|(enforced, pending)| enforced != pending)
+        ep.and_then(|e| e.lists.get(slot)).is_some_and(|(enforced, pending)| enforced != pending)
     };
     let staged = (differs(egress_ep, 1) || differs(ingress_ep, 0)).then(|| {
         let mut none = crate::eval::NoTrace;
-        let eg = egress_ep
-            .map(|ep| walk(prog, &ctx, ep, egress_idx, Side::Egress, true, &mut none).action);
+        let eg = egress_ep.map(|ep| walk(prog, &ctx, ep, egress_idx, Side::Egress, true, &mut none).action);
         if eg == Some(Action::Deny) {
             return Action::Deny;
         }
-        let ig = ingress_ep
-            .map(|ep| walk(prog, &ctx, ep, ingress_idx, Side::Ingress, true, &mut none).action);
+        let ig = ingress_ep.map(|ep| walk(prog, &ctx, ep, ingress_idx, Side::Ingress, true, &mut none).action);
         ig.or(eg).unwrap_or(Action::Allow)
     });
 
@@ -268,11 +218,7 @@ fn walk<R: Recorder>(
     rec: &mut R,
 ) -> SideOut {
     let slot = usize::from(side == Side::Egress);
-    let list_id = ep
-        .lists
-        .get(slot)
-        .map(|&(e, p)| if pending { p } else { e })
-        .unwrap_or(0);
+    let list_id = ep.lists.get(slot).map(|&(e, p)| if pending { p } else { e }).unwrap_or(0);
     if let Some(list) = prog.lists.get(list_id as usize) {
         for seg in list.segments.iter() {
             let mut passed = false;
@@ -280,19 +226,12 @@ fn walk<R: Recorder>(
                 let Some(pol) = prog.policies.get(pid as usize) else {
                     continue;
                 };
-                let rules = if side == Side::Ingress {
-                    &pol.ingress
-                } else {
-                    &pol.egress
-                };
+                let rules = if side == Side::Ingress { &pol.ingress } else { &pol.egress };
                 for (ri, rule) in rules.iter().enumerate() {
                     let Some(l7) = rule_matches(prog, ctx, rule) else {
                         continue;
                     };
-                    let source = HitSource::Policy {
-                        tier: seg.tier,
-                        policy: pid,
-                    };
+                    let source = HitSource::Policy { tier: seg.tier, policy: pid };
                     let out = |action| SideOut {
                         action,
                         reason: Reason::Rule,
@@ -302,45 +241,17 @@ fn walk<R: Recorder>(
                         l7_pending: l7,
                     };
                     match rule.action {
-                        RuleAction::Log => rec.hit(
-                            side,
-                            Hit {
-                                source,
-                                action: HitAction::Log,
-                                rule: ri as i32,
-                            },
-                        ),
+                        RuleAction::Log => rec.hit(side, Hit { source, action: HitAction::Log, rule: ri as i32 }),
                         RuleAction::Allow => {
-                            rec.hit(
-                                side,
-                                Hit {
-                                    source,
-                                    action: HitAction::Allow,
-                                    rule: ri as i32,
-                                },
-                            );
+                            rec.hit(side, Hit { source, action: HitAction::Allow, rule: ri as i32 });
                             return out(Action::Allow);
                         }
                         RuleAction::Deny => {
-                            rec.hit(
-                                side,
-                                Hit {
-                                    source,
-                                    action: HitAction::Deny,
-                                    rule: ri as i32,
-                                },
-                            );
+                            rec.hit(side, Hit { source, action: HitAction::Deny, rule: ri as i32 });
                             return out(Action::Deny);
                         }
                         RuleAction::Pass => {
-                            rec.hit(
-                                side,
-                                Hit {
-                                    source,
-                                    action: HitAction::Pass,
-                                    rule: ri as i32,
-                                },
-                            );
+                            rec.hit(side, Hit { source, action: HitAction::Pass, rule: ri as i32 });
                             passed = true;
                             break 'policies;
                         }
@@ -353,28 +264,11 @@ fn walk<R: Recorder>(
             let Some(&first) = seg.policies.first() else {
                 continue;
             };
-            let source = HitSource::Policy {
-                tier: seg.tier,
-                policy: first,
-            };
+            let source = HitSource::Policy { tier: seg.tier, policy: first };
             match prog.tiers.get(seg.tier as usize) {
-                Some(TierDefault::Pass) => rec.hit(
-                    side,
-                    Hit {
-                        source,
-                        action: HitAction::Pass,
-                        rule: -1,
-                    },
-                ),
+                Some(TierDefault::Pass) => rec.hit(side, Hit { source, action: HitAction::Pass, rule: -1 }),
                 _ => {
-                    rec.hit(
-                        side,
-                        Hit {
-                            source,
-                            action: HitAction::Deny,
-                            rule: -1,
-                        },
-                    );
+                    rec.hit(side, Hit { source, action: HitAction::Deny, rule: -1 });
                     return SideOut {
                         action: Action::Deny,
                         reason: Reason::EndOfTier,
@@ -388,27 +282,9 @@ fn walk<R: Recorder>(
         }
     }
     let action = prog.no_policy_action;
-    let hit = if action == Action::Allow {
-        HitAction::Allow
-    } else {
-        HitAction::Deny
-    };
-    rec.hit(
-        side,
-        Hit {
-            source: HitSource::Profile { endpoint: ep_index },
-            action: hit,
-            rule: 0,
-        },
-    );
-    SideOut {
-        action,
-        reason: Reason::NoPolicy,
-        tier: None,
-        policy: None,
-        rule: None,
-        l7_pending: false,
-    }
+    let hit = if action == Action::Allow { HitAction::Allow } else { HitAction::Deny };
+    rec.hit(side, Hit { source: HitSource::Profile { endpoint: ep_index }, action: hit, rule: 0 });
+    SideOut { action, reason: Reason::NoPolicy, tier: None, policy: None, rule: None, l7_pending: false }
 }
 
 /// `None` when the rule does not match; `Some(l7_pending)` when it does.
@@ -439,28 +315,10 @@ fn rule_matches(prog: &Program, ctx: &Ctx<'_, '_>, r: &CRule) -> Option<bool> {
             None => return None,
         }
     }
-    if !r.src.any
-        && !entity(
-            prog,
-            &r.src,
-            &ctx.src,
-            req.source.port,
-            req.protocol,
-            missing_holds,
-        )
-    {
+    if !r.src.is_any() && !entity(prog, &r.src, &ctx.src, req.source.port, req.protocol, missing_holds) {
         return None;
     }
-    if !r.dst.any
-        && !entity(
-            prog,
-            &r.dst,
-            &ctx.dst,
-            req.destination.port,
-            req.protocol,
-            missing_holds,
-        )
-    {
+    if !r.dst.is_any() && !entity(prog, &r.dst, &ctx.dst, req.destination.port, req.protocol, missing_holds) {
         return None;
     }
     match &r.http {
@@ -492,23 +350,34 @@ fn entity(
     protocol: u8,
     missing_holds: bool,
 ) -> bool {
-    if let Some(n) = &e.nets
+    if e.selector != NO_SELECTOR && !prog.selects(e.selector, info) {
+        return false;
+    }
+    if e.not_selector != NO_SELECTOR && prog.selects(e.not_selector, info) {
+        return false;
+    }
+    match &e.extra {
+        None => true,
+        Some(x) => entity_extra(prog, e, x, info, port, protocol, missing_holds),
+    }
+}
+
+fn entity_extra(
+    prog: &Program,
+    e: &CEntity,
+    x: &super::EntityExtra,
+    info: &IpInfo<'_>,
+    port: Option<u16>,
+    protocol: u8,
+    missing_holds: bool,
+) -> bool {
+    if let Some(n) = &x.nets
         && !n.contains(info.key)
     {
         return false;
     }
-    if let Some(n) = &e.not_nets
+    if let Some(n) = &x.not_nets
         && n.contains(info.key)
-    {
-        return false;
-    }
-    if let Some(s) = e.selector
-        && !prog.selects(s, info)
-    {
-        return false;
-    }
-    if let Some(s) = e.not_selector
-        && prog.selects(s, info)
     {
         return false;
     }
@@ -517,17 +386,12 @@ fn entity(
         ps.numeric_contains(p)
             || (!ps.named.is_empty()
                 && info.endpoint.is_some_and(|ep| {
-                    ep.named_ports
-                        .iter()
-                        .any(|&(n, pr, pt)| pr == protocol && pt == p && ps.named.contains(&n))
-                        && e.selector.is_none_or(|s| {
-                            prog.selectors
-                                .get(s as usize)
-                                .is_some_and(|set| set.contains(ep.identity))
-                        })
+                    ep.named_ports.iter().any(|&(n, pr, pt)| pr == protocol && pt == p && ps.named.contains(&n))
+                        && (e.selector == NO_SELECTOR
+                            || prog.selectors.get(e.selector as usize).is_some_and(|set| set.contains(ep.identity)))
                 }))
     };
-    if let Some(ps) = &e.ports {
+    if let Some(ps) = &x.ports {
         let ok = match (has_ports, port) {
             (false, _) => false,
             (true, None) => missing_holds,
@@ -537,7 +401,7 @@ fn entity(
             return false;
         }
     }
-    if let Some(ps) = &e.not_ports {
+    if let Some(ps) = &x.not_ports {
         let ok = match (has_ports, port) {
             (false, _) => true,
             (true, None) => missing_holds,
@@ -557,7 +421,5 @@ fn http_matches(h: &CHttp, method: &str, path: &str) -> bool {
     }
     h.any_path
         || h.exact.binary_search_by(|x| (**x).cmp(path)).is_ok()
-        || h.prefixes
-            .iter()
-            .any(|p| http_path::calico_prefix_matches(p, path))
+        || h.prefixes.iter().any(|p| http_path::calico_prefix_matches(p, path))
 }

@@ -10,8 +10,8 @@ use crate::config::Config;
 use crate::decision::{Action, Decision, Peer, Reason, Side};
 use crate::http_path::{self, PathBuffer};
 use crate::model::{
-    Bundle, CalicoRule, EntityMatch, HttpMatch, IcmpMatch, PathMatch, Policy, PolicyId, PortMatch,
-    RuleAction, RuleMatch, StagedAction, TierDefault, TierId,
+    Bundle, CalicoRule, EntityMatch, HttpMatch, IcmpMatch, PathMatch, Policy, PolicyId, PortMatch, RuleAction,
+    RuleMatch, StagedAction, TierDefault, TierId,
 };
 use crate::net::canonical_ip;
 use crate::request::{Direction, Request, proto};
@@ -19,12 +19,7 @@ use crate::selector::Expr;
 use crate::spiffe::SpiffeId;
 
 /// Evaluates `req` against `bundle`, returning the decision and the full trace.
-pub fn evaluate(
-    bundle: &Bundle,
-    config: &Config,
-    req: &Request<'_>,
-    generation: u64,
-) -> (Decision, Trace) {
+pub fn evaluate(bundle: &Bundle, config: &Config, req: &Request<'_>, generation: u64) -> (Decision, Trace) {
     let mut trace = Trace::default();
     let mut decoded = Box::<PathBuffer>::default();
     if let Err(why) = validate(req, &mut decoded) {
@@ -36,10 +31,9 @@ pub fn evaluate(
     let dst_ep = find_endpoint(bundle, dst_ip);
 
     // Two identities: bind each presented principal to the IP that presents it.
-    for (principal, ep, peer) in [
-        (req.source.principal, src_ep, Peer::Source),
-        (req.destination.principal, dst_ep, Peer::Destination),
-    ] {
+    for (principal, ep, peer) in
+        [(req.source.principal, src_ep, Peer::Source), (req.destination.principal, dst_ep, Peer::Destination)]
+    {
         let Some(p) = principal else { continue };
         let ok = match ep {
             Some(i) => bundle.endpoints.get(i).is_some_and(|e| {
@@ -52,33 +46,16 @@ pub fn evaluate(
             None => SpiffeId::parse(p).is_some_and(|id| id.trust_domain != config.trust_domain),
         };
         if !ok {
-            return (
-                Decision::pre_policy(Reason::IdentityMismatch, Some(peer), generation),
-                trace,
-            );
+            return (Decision::pre_policy(Reason::IdentityMismatch, Some(peer), generation), trace);
         }
     }
     let eval_egress = req.direction != Direction::Ingress && src_ep.is_some();
     let eval_ingress = req.direction != Direction::Egress && dst_ep.is_some();
-    if config.require_peer_identity
-        && req.source.principal.is_none()
-        && src_ep.is_some()
-        && eval_ingress
-    {
-        return (
-            Decision::pre_policy(Reason::MissingPeerIdentity, Some(Peer::Source), generation),
-            trace,
-        );
+    if config.require_peer_identity && req.source.principal.is_none() && src_ep.is_some() && eval_ingress {
+        return (Decision::pre_policy(Reason::MissingPeerIdentity, Some(Peer::Source), generation), trace);
     }
 
-    let ctx = Ctx {
-        bundle,
-        config,
-        req,
-        src_ip,
-        dst_ip,
-        decoded: &decoded,
-    };
+    let ctx = Ctx { bundle, config, req, src_ip, dst_ip, decoded: &decoded };
     let no_side = |action| Decision {
         action,
         reason: Reason::NoPolicy,
@@ -88,13 +65,10 @@ pub fn evaluate(
         return (no_side(config.no_policy_action), trace);
     }
 
-    let sides: Vec<(Side, usize)> = [
-        (Side::Egress, eval_egress, src_ep),
-        (Side::Ingress, eval_ingress, dst_ep),
-    ]
-    .into_iter()
-    .filter_map(|(s, on, ep)| if on { ep.map(|e| (s, e)) } else { None })
-    .collect();
+    let sides: Vec<(Side, usize)> = [(Side::Egress, eval_egress, src_ep), (Side::Ingress, eval_ingress, dst_ep)]
+        .into_iter()
+        .filter_map(|(s, on, ep)| if on { ep.map(|e| (s, e)) } else { None })
+        .collect();
 
     // Enforced verdict: egress first, the first deny is reported.
     let mut outcome: Option<(Side, SideOutcome)> = None;
@@ -113,9 +87,9 @@ pub fn evaluate(
     }
 
     // Staged verdict: both sides with staged policies as if enforced.
-    let staged_relevant = sides.iter().any(|&(side, ep)| {
-        applicable(&ctx, ep, side, Mode::Enforced) != applicable(&ctx, ep, side, Mode::Pending)
-    });
+    let staged_relevant = sides
+        .iter()
+        .any(|&(side, ep)| applicable(&ctx, ep, side, Mode::Enforced) != applicable(&ctx, ep, side, Mode::Pending));
     let staged = staged_relevant.then(|| {
         let mut verdict = Action::Allow;
         for &(side, ep) in &sides {
@@ -212,11 +186,8 @@ fn walk(ctx: &Ctx<'_>, ep: usize, side: Side, mode: Mode, hits: &mut Vec<Hit>) -
     let policies = applicable(ctx, ep, side, mode);
     for (tier_idx, tier) in ctx.bundle.tiers.iter().enumerate() {
         let tier_id = tier_idx as TierId;
-        let in_tier: Vec<PolicyId> = policies
-            .iter()
-            .copied()
-            .filter(|&p| ctx.bundle.policy(p).is_some_and(|p| p.tier == tier_id))
-            .collect();
+        let in_tier: Vec<PolicyId> =
+            policies.iter().copied().filter(|&p| ctx.bundle.policy(p).is_some_and(|p| p.tier == tier_id)).collect();
         let Some(&first) = in_tier.first() else {
             continue;
         };
@@ -229,10 +200,7 @@ fn walk(ctx: &Ctx<'_>, ep: usize, side: Side, mode: Mode, hits: &mut Vec<Hit>) -
                 let Some(pending) = rule_matches(ctx, p, &rule.matcher, rule.action, side) else {
                     continue;
                 };
-                let src = HitSource::Policy {
-                    tier: tier_id,
-                    policy: pid,
-                };
+                let src = HitSource::Policy { tier: tier_id, policy: pid };
                 let decided = |action| SideOutcome {
                     action,
                     reason: Reason::Rule,
@@ -242,33 +210,17 @@ fn walk(ctx: &Ctx<'_>, ep: usize, side: Side, mode: Mode, hits: &mut Vec<Hit>) -
                     l7_pending: pending,
                 };
                 match rule.action {
-                    RuleAction::Log => hits.push(Hit {
-                        source: src,
-                        action: HitAction::Log,
-                        rule: ri as i32,
-                    }),
+                    RuleAction::Log => hits.push(Hit { source: src, action: HitAction::Log, rule: ri as i32 }),
                     RuleAction::Allow => {
-                        hits.push(Hit {
-                            source: src,
-                            action: HitAction::Allow,
-                            rule: ri as i32,
-                        });
+                        hits.push(Hit { source: src, action: HitAction::Allow, rule: ri as i32 });
                         return decided(Action::Allow);
                     }
                     RuleAction::Deny => {
-                        hits.push(Hit {
-                            source: src,
-                            action: HitAction::Deny,
-                            rule: ri as i32,
-                        });
+                        hits.push(Hit { source: src, action: HitAction::Deny, rule: ri as i32 });
                         return decided(Action::Deny);
                     }
                     RuleAction::Pass => {
-                        hits.push(Hit {
-                            source: src,
-                            action: HitAction::Pass,
-                            rule: ri as i32,
-                        });
+                        hits.push(Hit { source: src, action: HitAction::Pass, rule: ri as i32 });
                         passed = true;
                         break 'policies;
                     }
@@ -278,22 +230,11 @@ fn walk(ctx: &Ctx<'_>, ep: usize, side: Side, mode: Mode, hits: &mut Vec<Hit>) -
         if passed {
             continue;
         }
-        let src = HitSource::Policy {
-            tier: tier_id,
-            policy: first,
-        };
+        let src = HitSource::Policy { tier: tier_id, policy: first };
         match tier.default_action {
-            TierDefault::Pass => hits.push(Hit {
-                source: src,
-                action: HitAction::Pass,
-                rule: -1,
-            }),
+            TierDefault::Pass => hits.push(Hit { source: src, action: HitAction::Pass, rule: -1 }),
             TierDefault::Deny => {
-                hits.push(Hit {
-                    source: src,
-                    action: HitAction::Deny,
-                    rule: -1,
-                });
+                hits.push(Hit { source: src, action: HitAction::Deny, rule: -1 });
                 return SideOutcome {
                     action: Action::Deny,
                     reason: Reason::EndOfTier,
@@ -306,26 +247,9 @@ fn walk(ctx: &Ctx<'_>, ep: usize, side: Side, mode: Mode, hits: &mut Vec<Hit>) -
         }
     }
     let action = ctx.config.no_policy_action;
-    let hit_action = if action == Action::Allow {
-        HitAction::Allow
-    } else {
-        HitAction::Deny
-    };
-    hits.push(Hit {
-        source: HitSource::Profile {
-            endpoint: ep as u32,
-        },
-        action: hit_action,
-        rule: 0,
-    });
-    SideOutcome {
-        action,
-        reason: Reason::NoPolicy,
-        tier: None,
-        policy: None,
-        rule: None,
-        l7_pending: false,
-    }
+    let hit_action = if action == Action::Allow { HitAction::Allow } else { HitAction::Deny };
+    hits.push(Hit { source: HitSource::Profile { endpoint: ep as u32 }, action: hit_action, rule: 0 });
+    SideOutcome { action, reason: Reason::NoPolicy, tier: None, policy: None, rule: None, l7_pending: false }
 }
 
 /// A criterion's outcome: `None` means the request lacks the attribute it tests.
@@ -333,13 +257,7 @@ type Tri = Option<bool>;
 
 /// Whether a rule matches; `Some(true)` when it matched only because the request has no
 /// HTTP attributes (`l7_pending`).
-fn rule_matches(
-    ctx: &Ctx<'_>,
-    _policy: &Policy,
-    m: &RuleMatch,
-    action: RuleAction,
-    _side: Side,
-) -> Option<bool> {
+fn rule_matches(ctx: &Ctx<'_>, _policy: &Policy, m: &RuleMatch, action: RuleAction, _side: Side) -> Option<bool> {
     match m {
         RuleMatch::Calico(r) => calico_matches(ctx, r, action),
     }
@@ -369,13 +287,7 @@ fn calico_matches(ctx: &Ctx<'_>, r: &CalicoRule, action: RuleAction) -> Option<b
     if !entity_matches(ctx, &r.source, ctx.src_ip, req.source.port, action) {
         return None;
     }
-    if !entity_matches(
-        ctx,
-        &r.destination,
-        ctx.dst_ip,
-        req.destination.port,
-        action,
-    ) {
+    if !entity_matches(ctx, &r.destination, ctx.dst_ip, req.destination.port, action) {
         return None;
     }
     match &r.http {
@@ -400,19 +312,8 @@ fn icmp_matches(m: &IcmpMatch, req: &Request<'_>) -> Tri {
 
 /// Every label set holding `ip`: its endpoint (exact IP) and every network set containing it.
 fn holders(bundle: &Bundle, ip: IpAddr) -> Vec<&std::collections::BTreeMap<String, String>> {
-    let mut out: Vec<_> = bundle
-        .endpoints
-        .iter()
-        .filter(|e| e.ips.contains(&ip))
-        .map(|e| &e.labels)
-        .collect();
-    out.extend(
-        bundle
-            .network_sets
-            .iter()
-            .filter(|s| s.nets.iter().any(|n| n.contains(&ip)))
-            .map(|s| &s.labels),
-    );
+    let mut out: Vec<_> = bundle.endpoints.iter().filter(|e| e.ips.contains(&ip)).map(|e| &e.labels).collect();
+    out.extend(bundle.network_sets.iter().filter(|s| s.nets.iter().any(|n| n.contains(&ip))).map(|s| &s.labels));
     out
 }
 
@@ -420,13 +321,7 @@ fn selector_matches_ip(bundle: &Bundle, sel: &Expr, ip: IpAddr) -> bool {
     holders(bundle, ip).into_iter().any(|l| sel.matches(l))
 }
 
-fn entity_matches(
-    ctx: &Ctx<'_>,
-    e: &EntityMatch,
-    ip: IpAddr,
-    port: Option<u16>,
-    action: RuleAction,
-) -> bool {
+fn entity_matches(ctx: &Ctx<'_>, e: &EntityMatch, ip: IpAddr, port: Option<u16>, action: RuleAction) -> bool {
     let holds = |t: Tri| t.unwrap_or(action == RuleAction::Deny);
     if !e.nets.is_empty() && !e.nets.iter().any(|n| n.contains(&ip)) {
         return false;
@@ -446,11 +341,8 @@ fn entity_matches(
     }
     let has_ports = proto::has_ports(ctx.req.protocol);
     if !e.ports.is_empty() {
-        let t = if !has_ports {
-            Some(false)
-        } else {
-            port.map(|p| e.ports.iter().any(|m| port_matches(ctx, e, m, ip, p)))
-        };
+        let t =
+            if !has_ports { Some(false) } else { port.map(|p| e.ports.iter().any(|m| port_matches(ctx, e, m, ip, p))) };
         if !holds(t) {
             return false;
         }
@@ -471,16 +363,10 @@ fn entity_matches(
 fn port_matches(ctx: &Ctx<'_>, e: &EntityMatch, m: &PortMatch, ip: IpAddr, port: u16) -> bool {
     match m {
         PortMatch::Range(lo, hi) => (*lo..=*hi).contains(&port),
-        PortMatch::Named(name) => ctx
-            .bundle
-            .endpoints
-            .iter()
-            .filter(|ep| ep.ips.contains(&ip))
-            .any(|ep| {
-                ep.ports.iter().any(|np| {
-                    np.name == *name && np.protocol == ctx.req.protocol && np.port == port
-                }) && e.selector.as_ref().is_none_or(|s| s.matches(&ep.labels))
-            }),
+        PortMatch::Named(name) => ctx.bundle.endpoints.iter().filter(|ep| ep.ips.contains(&ip)).any(|ep| {
+            ep.ports.iter().any(|np| np.name == *name && np.protocol == ctx.req.protocol && np.port == port)
+                && e.selector.as_ref().is_none_or(|s| s.matches(&ep.labels))
+        }),
     }
 }
 

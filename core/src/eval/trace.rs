@@ -71,20 +71,13 @@ impl Hit {
             HitSource::Policy { tier, policy } => format!(
                 "{index}|{}|{}|{}|{}",
                 bundle.tier(tier).map(|t| t.name.as_str()).unwrap_or("?"),
-                bundle
-                    .policy(policy)
-                    .map(|p| p.display_name())
-                    .unwrap_or_else(|| "?".into()),
+                bundle.policy(policy).map(|p| p.display_name()).unwrap_or_else(|| "?".into()),
                 self.action.as_str(),
                 self.rule
             ),
             HitSource::Profile { endpoint } => format!(
                 "{index}|__PROFILE__|pro:kns.{}|{}|{}",
-                bundle
-                    .endpoints
-                    .get(endpoint as usize)
-                    .map(|e| e.namespace.as_str())
-                    .unwrap_or("?"),
+                bundle.endpoints.get(endpoint as usize).map(|e| e.namespace.as_str()).unwrap_or("?"),
                 self.action.as_str(),
                 self.rule
             ),

@@ -18,10 +18,7 @@ pub(crate) fn validate(req: &Request<'_>, decoded: &mut PathBuffer) -> Result<()
     if req.source.ip.is_ipv4() != req.destination.ip.is_ipv4() {
         return Err("source and destination IPs are of different families");
     }
-    for p in [req.source.principal, req.destination.principal]
-        .into_iter()
-        .flatten()
-    {
+    for p in [req.source.principal, req.destination.principal].into_iter().flatten() {
         if SpiffeId::parse(p).is_none() {
             return Err("principal is not a valid SPIFFE ID");
         }

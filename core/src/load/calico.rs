@@ -9,15 +9,15 @@ use serde_json::Value;
 
 use super::NamespaceLabels;
 use super::fields::{
-    self, NAMESPACE_LABEL, SERVICE_ACCOUNT_LABEL, check_name, cidrs, invalid, namespace_selector,
-    ports, protocol, selector, typed,
+    self, NAMESPACE_LABEL, SERVICE_ACCOUNT_LABEL, check_name, cidrs, invalid, namespace_selector, ports, protocol,
+    selector, typed,
 };
 use super::object::Obj;
 use crate::config::Config;
 use crate::error::{LoadError, LoadErrorKind};
 use crate::model::{
-    Bundle, CalicoRule, EntityMatch, HttpMatch, IcmpMatch, NetworkSet, PathMatch, Policy,
-    PolicyKind, PortMatch, Rule, RuleAction, RuleMatch, StagedAction, Tier, TierDefault,
+    Bundle, CalicoRule, EntityMatch, HttpMatch, IcmpMatch, NetworkSet, PathMatch, Policy, PolicyKind, PortMatch, Rule,
+    RuleAction, RuleMatch, StagedAction, Tier, TierDefault,
 };
 use crate::request::proto;
 use crate::selector::Expr;
@@ -41,8 +41,7 @@ fn tier_name_ok(n: &str) -> bool {
     let b = n.as_bytes();
     !b.is_empty()
         && b.len() <= 63
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b.first().is_some_and(u8::is_ascii_alphanumeric)
         && b.last().is_some_and(u8::is_ascii_alphanumeric)
 }
@@ -70,10 +69,7 @@ pub(crate) fn tiers(objs: &[Obj]) -> Result<Vec<Tier>, LoadError> {
             None | Some("Deny") => TierDefault::Deny,
             Some("Pass") => TierDefault::Pass,
             Some(other) => {
-                return Err(wrap(invalid(
-                    "spec.defaultAction",
-                    format!("{other:?} is not Deny or Pass"),
-                )));
+                return Err(wrap(invalid("spec.defaultAction", format!("{other:?} is not Deny or Pass"))));
             }
         };
         let mut order = spec.order;
@@ -81,10 +77,7 @@ pub(crate) fn tiers(objs: &[Obj]) -> Result<Vec<Tier>, LoadError> {
             DEFAULT_TIER => {
                 has_default = true;
                 if order.is_some_and(|o| o != DEFAULT_TIER_ORDER) {
-                    return Err(wrap(invalid(
-                        "spec.order",
-                        "the default tier's order is fixed at 1000000",
-                    )));
+                    return Err(wrap(invalid("spec.order", "the default tier's order is fixed at 1000000")));
                 }
                 if default_action != TierDefault::Deny {
                     return Err(wrap(invalid(
@@ -95,11 +88,8 @@ pub(crate) fn tiers(objs: &[Obj]) -> Result<Vec<Tier>, LoadError> {
                 order = Some(DEFAULT_TIER_ORDER);
             }
             ISTIO_DENY_TIER | ISTIO_ALLOW_TIER => {
-                let (fixed, label) = if name == ISTIO_DENY_TIER {
-                    (TierDefault::Pass, "Pass")
-                } else {
-                    (TierDefault::Deny, "Deny")
-                };
+                let (fixed, label) =
+                    if name == ISTIO_DENY_TIER { (TierDefault::Pass, "Pass") } else { (TierDefault::Deny, "Deny") };
                 if spec.default_action.is_some() && default_action != fixed {
                     return Err(wrap(invalid(
                         "spec.defaultAction",
@@ -107,26 +97,14 @@ pub(crate) fn tiers(objs: &[Obj]) -> Result<Vec<Tier>, LoadError> {
                     )));
                 }
                 if order.is_none() {
-                    order = Some(if name == ISTIO_DENY_TIER {
-                        999_998.0
-                    } else {
-                        999_999.0
-                    });
+                    order = Some(if name == ISTIO_DENY_TIER { 999_998.0 } else { 999_999.0 });
                 }
-                out.push(Tier {
-                    name,
-                    order,
-                    default_action: fixed,
-                });
+                out.push(Tier { name, order, default_action: fixed });
                 continue;
             }
             _ => {}
         }
-        out.push(Tier {
-            name,
-            order,
-            default_action,
-        });
+        out.push(Tier { name, order, default_action });
     }
     if !has_default {
         out.push(Tier {
@@ -301,21 +279,10 @@ fn entity(raw: &RawEntity, field: &str, ctx: &RuleCtx<'_>) -> Result<EntityMatch
         )
         .at_field(format!("{field}.services")));
     }
-    let ns_sel = namespace_selector(
-        raw.namespace_selector.as_deref(),
-        &format!("{field}.namespaceSelector"),
-        ctx.config,
-    )?;
-    let sel = selector(
-        raw.selector.as_deref(),
-        &format!("{field}.selector"),
-        ctx.config,
-    )?;
-    let not_sel = selector(
-        raw.not_selector.as_deref(),
-        &format!("{field}.notSelector"),
-        ctx.config,
-    )?;
+    let ns_sel =
+        namespace_selector(raw.namespace_selector.as_deref(), &format!("{field}.namespaceSelector"), ctx.config)?;
+    let sel = selector(raw.selector.as_deref(), &format!("{field}.selector"), ctx.config)?;
+    let not_sel = selector(raw.not_selector.as_deref(), &format!("{field}.notSelector"), ctx.config)?;
     let sa = match &raw.service_accounts {
         None => None,
         Some(sa) => {
@@ -323,8 +290,7 @@ fn entity(raw: &RawEntity, field: &str, ctx: &RuleCtx<'_>) -> Result<EntityMatch
             let s = selector(sa.selector.as_deref(), &sa_field, ctx.config)?
                 .map(|e| e.prefixed("pcsa.", Some(SERVICE_ACCOUNT_LABEL)));
             let names = sa.names.clone().unwrap_or_default();
-            let n = (!names.is_empty())
-                .then(|| Expr::In(SERVICE_ACCOUNT_LABEL.into(), names.into_iter().collect()));
+            let n = (!names.is_empty()).then(|| Expr::In(SERVICE_ACCOUNT_LABEL.into(), names.into_iter().collect()));
             and_all(s.into_iter().chain(n).collect())
         }
     };
@@ -351,26 +317,17 @@ fn icmp(raw: &Option<RawIcmp>, field: &str) -> Result<Option<IcmpMatch>, LoadErr
     let icmp_type = match r.icmp_type {
         Some(t @ 0..=254) => t as u8,
         Some(t) => {
-            return Err(invalid(
-                format!("{field}.type"),
-                format!("ICMP type {t} is not in 0-254"),
-            ));
+            return Err(invalid(format!("{field}.type"), format!("ICMP type {t} is not in 0-254")));
         }
         None if r.code.is_some() => {
-            return Err(invalid(
-                format!("{field}.code"),
-                "an ICMP code requires a type",
-            ));
+            return Err(invalid(format!("{field}.code"), "an ICMP code requires a type"));
         }
         None => return Ok(None),
     };
     let code = match r.code {
         Some(c @ 0..=255) => Some(c as u8),
         Some(c) => {
-            return Err(invalid(
-                format!("{field}.code"),
-                format!("ICMP code {c} is not in 0-255"),
-            ));
+            return Err(invalid(format!("{field}.code"), format!("ICMP code {c} is not in 0-255")));
         }
         None => None,
     };
@@ -381,16 +338,10 @@ fn http(raw: &RawHttp, field: &str) -> Result<HttpMatch, LoadError> {
     let mut out = HttpMatch::default();
     for (i, m) in raw.methods.iter().flatten().enumerate() {
         if m.is_empty() {
-            return Err(invalid(
-                format!("{field}.methods[{i}]"),
-                "an HTTP method must not be empty",
-            ));
+            return Err(invalid(format!("{field}.methods[{i}]"), "an HTTP method must not be empty"));
         }
         if out.methods.contains(m) {
-            return Err(invalid(
-                format!("{field}.methods[{i}]"),
-                format!("method {m:?} is repeated"),
-            ));
+            return Err(invalid(format!("{field}.methods[{i}]"), format!("method {m:?} is repeated")));
         }
         out.methods.push(m.clone());
     }
@@ -402,17 +353,10 @@ fn http(raw: &RawHttp, field: &str) -> Result<HttpMatch, LoadError> {
             _ => return Err(invalid(&f, "a path has exactly one of `exact` or `prefix`")),
         };
         if !text.starts_with('/') || text.contains(['?', '#', ' ']) {
-            return Err(invalid(
-                &f,
-                format!("{text:?} must start with '/' and contain no '?', '#' or space"),
-            ));
+            return Err(invalid(&f, format!("{text:?} must start with '/' and contain no '?', '#' or space")));
         }
         let norm = crate::http_path::normalise_calico(text).map_err(|m| invalid(&f, m))?;
-        out.paths.push(if exact {
-            PathMatch::Exact(norm)
-        } else {
-            PathMatch::Prefix(norm)
-        });
+        out.paths.push(if exact { PathMatch::Exact(norm) } else { PathMatch::Prefix(norm) });
     }
     Ok(out)
 }
@@ -424,10 +368,7 @@ fn rule(raw: &RawRule, field: &str, egress: bool, ctx: &RuleCtx<'_>) -> Result<R
         Some("Pass") => RuleAction::Pass,
         Some("Log") => RuleAction::Log,
         Some(other) => {
-            return Err(invalid(
-                format!("{field}.action"),
-                format!("{other:?} is not Allow, Deny, Pass or Log"),
-            ));
+            return Err(invalid(format!("{field}.action"), format!("{other:?} is not Allow, Deny, Pass or Log")));
         }
         None => return Err(invalid(format!("{field}.action"), "action is required")),
     };
@@ -437,39 +378,19 @@ fn rule(raw: &RawRule, field: &str, egress: bool, ctx: &RuleCtx<'_>) -> Result<R
     let not_icmp = icmp(&raw.not_icmp, &format!("{field}.notICMP"))?;
     let is_icmp = matches!(protocol_num, Some(proto::ICMP | proto::ICMPV6));
     if (raw.icmp.is_some() || raw.not_icmp.is_some()) && !is_icmp {
-        return Err(invalid(
-            format!("{field}.icmp"),
-            "icmp and notICMP require protocol ICMP or ICMPv6",
-        ));
+        return Err(invalid(format!("{field}.icmp"), "icmp and notICMP require protocol ICMP or ICMPv6"));
     }
-    let source = entity(
-        raw.source.as_ref().unwrap_or(&RawEntity::default()),
-        &format!("{field}.source"),
-        ctx,
-    )?;
-    let destination = entity(
-        raw.destination.as_ref().unwrap_or(&RawEntity::default()),
-        &format!("{field}.destination"),
-        ctx,
-    )?;
+    let source = entity(raw.source.as_ref().unwrap_or(&RawEntity::default()), &format!("{field}.source"), ctx)?;
+    let destination =
+        entity(raw.destination.as_ref().unwrap_or(&RawEntity::default()), &format!("{field}.destination"), ctx)?;
     for (e, side) in [(&source, "source"), (&destination, "destination")] {
-        let numeric = e
-            .ports
-            .iter()
-            .chain(&e.not_ports)
-            .any(|p| matches!(p, PortMatch::Range(..)));
+        let numeric = e.ports.iter().chain(&e.not_ports).any(|p| matches!(p, PortMatch::Range(..)));
         if numeric && !matches!(protocol_num, Some(proto::TCP | proto::UDP | proto::SCTP)) {
-            return Err(invalid(
-                format!("{field}.{side}.ports"),
-                "numeric ports require protocol TCP, UDP or SCTP",
-            ));
+            return Err(invalid(format!("{field}.{side}.ports"), "numeric ports require protocol TCP, UDP or SCTP"));
         }
         for n in &e.not_nets {
             if n.prefix_len() == 0 {
-                return Err(invalid(
-                    format!("{field}.{side}.notNets"),
-                    format!("{n} in notNets matches everything"),
-                ));
+                return Err(invalid(format!("{field}.{side}.notNets"), format!("{n} in notNets matches everything")));
             }
         }
     }
@@ -478,10 +399,7 @@ fn rule(raw: &RawRule, field: &str, egress: bool, ctx: &RuleCtx<'_>) -> Result<R
         None => None,
         Some(v @ (4 | 6)) => Some(v),
         Some(v) => {
-            return Err(invalid(
-                format!("{field}.ipVersion"),
-                format!("{v} is not 4 or 6"),
-            ));
+            return Err(invalid(format!("{field}.ipVersion"), format!("{v} is not 4 or 6")));
         }
     };
     let implied = match protocol_num {
@@ -492,19 +410,11 @@ fn rule(raw: &RawRule, field: &str, egress: bool, ctx: &RuleCtx<'_>) -> Result<R
     if let (Some(v), Some(i)) = (version, implied)
         && v != i
     {
-        return Err(invalid(
-            format!("{field}.ipVersion"),
-            format!("ipVersion {v} contradicts the protocol"),
-        ));
+        return Err(invalid(format!("{field}.ipVersion"), format!("ipVersion {v} contradicts the protocol")));
     }
     version = version.or(implied);
-    let nets: Vec<&IpNet> = source
-        .nets
-        .iter()
-        .chain(&source.not_nets)
-        .chain(&destination.nets)
-        .chain(&destination.not_nets)
-        .collect();
+    let nets: Vec<&IpNet> =
+        source.nets.iter().chain(&source.not_nets).chain(&destination.nets).chain(&destination.not_nets).collect();
     if nets.len() > ctx.config.max_cidrs_per_rule {
         return Err(LoadError::new(
             LoadErrorKind::Limit,
@@ -521,10 +431,7 @@ fn rule(raw: &RawRule, field: &str, egress: bool, ctx: &RuleCtx<'_>) -> Result<R
         match version {
             None => version = Some(v),
             Some(x) if x != v => {
-                return Err(invalid(
-                    field,
-                    "a rule mixes IPv4 and IPv6 (CIDRs, ipVersion or ICMP version)",
-                ));
+                return Err(invalid(field, "a rule mixes IPv4 and IPv6 (CIDRs, ipVersion or ICMP version)"));
             }
             _ => {}
         }
@@ -571,10 +478,7 @@ fn kind_of(obj: &Obj) -> PolicyKind {
 
 fn policy(obj: &Obj, bundle: &Bundle, config: &Config) -> Result<Policy, LoadError> {
     let kind = kind_of(obj);
-    let namespaced = matches!(
-        kind,
-        PolicyKind::NetworkPolicy | PolicyKind::StagedNetworkPolicy
-    );
+    let namespaced = matches!(kind, PolicyKind::NetworkPolicy | PolicyKind::StagedNetworkPolicy);
     check_name(&obj.id.name)?;
     let spec: RawPolicySpec = typed(obj.spec(), "spec")?;
     let global_only = |v: bool, name: &str| -> Result<(), LoadError> {
@@ -591,27 +495,20 @@ fn policy(obj: &Obj, bundle: &Bundle, config: &Config) -> Result<Policy, LoadErr
     global_only(spec.do_not_track.is_some(), "doNotTrack")?;
     global_only(spec.pre_dnat.is_some(), "preDNAT")?;
     global_only(spec.apply_on_forward.is_some(), "applyOnForward")?;
-    for (v, name) in [
-        (spec.do_not_track, "doNotTrack"),
-        (spec.pre_dnat, "preDNAT"),
-        (spec.apply_on_forward, "applyOnForward"),
-    ] {
+    for (v, name) in
+        [(spec.do_not_track, "doNotTrack"), (spec.pre_dnat, "preDNAT"), (spec.apply_on_forward, "applyOnForward")]
+    {
         if v == Some(true) {
             return Err(LoadError::new(
                 LoadErrorKind::Unsupported,
-                format!(
-                    "{name}: true is not supported (host-endpoint policy Palisade cannot evaluate)"
-                ),
+                format!("{name}: true is not supported (host-endpoint policy Palisade cannot evaluate)"),
             )
             .at_field(format!("spec.{name}")));
         }
     }
     for (i, h) in spec.performance_hints.iter().flatten().enumerate() {
         if h != "AssumeNeededOnEveryNode" {
-            return Err(invalid(
-                format!("spec.performanceHints[{i}]"),
-                format!("unknown hint {h:?}"),
-            ));
+            return Err(invalid(format!("spec.performanceHints[{i}]"), format!("unknown hint {h:?}")));
         }
     }
     let staged = if kind.is_staged() {
@@ -628,31 +525,18 @@ fn policy(obj: &Obj, bundle: &Bundle, config: &Config) -> Result<Policy, LoadErr
         }
     } else {
         if spec.staged_action.is_some() {
-            return Err(LoadError::new(
-                LoadErrorKind::Schema,
-                "unknown field `stagedAction` for an enforced policy",
-            )
-            .at_field("spec.stagedAction"));
+            return Err(LoadError::new(LoadErrorKind::Schema, "unknown field `stagedAction` for an enforced policy")
+                .at_field("spec.stagedAction"));
         }
         None
     };
-    let tier_name = spec
-        .tier
-        .as_deref()
-        .filter(|t| !t.is_empty())
-        .unwrap_or(super::calico::DEFAULT_TIER);
+    let tier_name = spec.tier.as_deref().filter(|t| !t.is_empty()).unwrap_or(super::calico::DEFAULT_TIER);
     if tier_name == ISTIO_DENY_TIER || tier_name == ISTIO_ALLOW_TIER {
-        return Err(invalid(
-            "spec.tier",
-            format!("tier {tier_name} holds Istio policies only"),
-        ));
+        return Err(invalid("spec.tier", format!("tier {tier_name} holds Istio policies only")));
     }
     let tier = bundle.tier_id(tier_name).ok_or_else(|| {
-        LoadError::new(
-            LoadErrorKind::UnknownTier,
-            format!("tier {tier_name:?} is not declared in the bundle"),
-        )
-        .at_field("spec.tier")
+        LoadError::new(LoadErrorKind::UnknownTier, format!("tier {tier_name:?} is not declared in the bundle"))
+            .at_field("spec.tier")
     })?;
     if let Some(o) = spec.order
         && !o.is_finite()
@@ -671,10 +555,7 @@ fn policy(obj: &Obj, bundle: &Bundle, config: &Config) -> Result<Policy, LoadErr
             && spec.egress.is_none()
             && spec.order.is_none();
         if !otherwise_empty {
-            return Err(invalid(
-                "spec",
-                "stagedAction: Delete must have an otherwise empty spec (only `tier`)",
-            ));
+            return Err(invalid("spec", "stagedAction: Delete must have an otherwise empty spec (only `tier`)"));
         }
         return Ok(Policy {
             kind,
@@ -698,18 +579,10 @@ fn policy(obj: &Obj, bundle: &Bundle, config: &Config) -> Result<Policy, LoadErr
     if let Some(ns) = &namespace {
         parts.push(Expr::Eq(NAMESPACE_LABEL.into(), ns.clone()));
     }
-    if let Some(s) = selector(
-        spec.namespace_selector.as_deref(),
-        "spec.namespaceSelector",
-        config,
-    )? {
+    if let Some(s) = selector(spec.namespace_selector.as_deref(), "spec.namespaceSelector", config)? {
         parts.push(s.prefixed("pcns.", Some(NAMESPACE_LABEL)));
     }
-    if let Some(s) = selector(
-        spec.service_account_selector.as_deref(),
-        "spec.serviceAccountSelector",
-        config,
-    )? {
+    if let Some(s) = selector(spec.service_account_selector.as_deref(), "spec.serviceAccountSelector", config)? {
         parts.push(s.prefixed("pcsa.", Some(SERVICE_ACCOUNT_LABEL)));
     }
     let sel = and_all(parts).unwrap_or(Expr::All);
@@ -731,47 +604,29 @@ fn policy(obj: &Obj, bundle: &Bundle, config: &Config) -> Result<Policy, LoadErr
                     "Ingress" => &mut i,
                     "Egress" => &mut e,
                     other => {
-                        return Err(invalid(
-                            format!("spec.types[{k}]"),
-                            format!("{other:?} is not Ingress or Egress"),
-                        ));
+                        return Err(invalid(format!("spec.types[{k}]"), format!("{other:?} is not Ingress or Egress")));
                     }
                 };
                 if *slot {
-                    return Err(invalid(
-                        format!("spec.types[{k}]"),
-                        format!("{ty} is repeated"),
-                    ));
+                    return Err(invalid(format!("spec.types[{k}]"), format!("{ty} is repeated")));
                 }
                 *slot = true;
             }
             (i, e)
         }
     };
-    let ctx = RuleCtx {
-        namespace: namespace.as_deref(),
-        config,
+    let ctx = RuleCtx { namespace: namespace.as_deref(), config };
+    let convert = |rules: &Option<Vec<RawRule>>, dir: &str, egress: bool| -> Result<Vec<Rule>, LoadError> {
+        let rules = rules.as_deref().unwrap_or_default();
+        if rules.len() > config.max_rules_per_policy {
+            return Err(LoadError::new(
+                LoadErrorKind::Limit,
+                format!("{} rules, the limit (max_rules_per_policy) is {}", rules.len(), config.max_rules_per_policy),
+            )
+            .at_field(format!("spec.{dir}")));
+        }
+        rules.iter().enumerate().map(|(i, r)| rule(r, &format!("spec.{dir}[{i}]"), egress, &ctx)).collect()
     };
-    let convert =
-        |rules: &Option<Vec<RawRule>>, dir: &str, egress: bool| -> Result<Vec<Rule>, LoadError> {
-            let rules = rules.as_deref().unwrap_or_default();
-            if rules.len() > config.max_rules_per_policy {
-                return Err(LoadError::new(
-                    LoadErrorKind::Limit,
-                    format!(
-                        "{} rules, the limit (max_rules_per_policy) is {}",
-                        rules.len(),
-                        config.max_rules_per_policy
-                    ),
-                )
-                .at_field(format!("spec.{dir}")));
-            }
-            rules
-                .iter()
-                .enumerate()
-                .map(|(i, r)| rule(r, &format!("spec.{dir}[{i}]"), egress, &ctx))
-                .collect()
-        };
     // Rules are validated even for a direction the policy does not govern.
     let ingress = convert(&spec.ingress, "ingress", false)?;
     let egress = convert(&spec.egress, "egress", true)?;
@@ -790,11 +645,7 @@ fn policy(obj: &Obj, bundle: &Bundle, config: &Config) -> Result<Policy, LoadErr
 }
 
 /// Converts every Calico policy and sorts them by (tier, order, tie-break key).
-pub(crate) fn policies(
-    objs: &mut [Obj],
-    bundle: &Bundle,
-    config: &Config,
-) -> Result<Vec<Policy>, LoadError> {
+pub(crate) fn policies(objs: &mut [Obj], bundle: &Bundle, config: &Config) -> Result<Vec<Policy>, LoadError> {
     let mut out = Vec::with_capacity(objs.len());
     for obj in objs.iter() {
         out.push(policy(obj, bundle, config).map_err(|e| obj.err(e))?);
@@ -810,11 +661,7 @@ pub(crate) fn sort_policies(policies: &mut [Policy]) {
         a.tier
             .cmp(&b.tier)
             .then_with(|| order_cmp(a.order, b.order))
-            .then_with(|| {
-                a.tie_break_key()
-                    .as_bytes()
-                    .cmp(b.tie_break_key().as_bytes())
-            })
+            .then_with(|| a.tie_break_key().as_bytes().cmp(b.tie_break_key().as_bytes()))
     });
 }
 
@@ -827,10 +674,7 @@ struct RawNetworkSetSpec {
 
 /// Reads (Global)NetworkSets with their labels (a namespaced set also carries its
 /// namespace's `pcns.*` labels, as a pod does).
-pub(crate) fn network_sets(
-    objs: &[Obj],
-    namespaces: &NamespaceLabels,
-) -> Result<Vec<NetworkSet>, LoadError> {
+pub(crate) fn network_sets(objs: &[Obj], namespaces: &NamespaceLabels) -> Result<Vec<NetworkSet>, LoadError> {
     let mut out = Vec::new();
     for obj in objs {
         let wrap = |e: LoadError| obj.err(e);
@@ -845,12 +689,7 @@ pub(crate) fn network_sets(
         for (k, v) in &obj.labels {
             labels.insert(k.clone(), v.clone());
         }
-        out.push(NetworkSet {
-            namespace,
-            name: obj.id.name.clone(),
-            nets,
-            labels,
-        });
+        out.push(NetworkSet { namespace, name: obj.id.name.clone(), nets, labels });
     }
     Ok(out)
 }

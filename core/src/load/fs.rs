@@ -5,28 +5,19 @@ use std::path::{Path, PathBuf};
 use crate::error::{LoadError, LoadErrorKind};
 
 fn is_bundle_file(p: &Path) -> bool {
-    matches!(
-        p.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml" | "json")
-    )
+    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<(), LoadError> {
     if depth > 32 {
-        return Err(LoadError::new(
-            LoadErrorKind::Limit,
-            "directories nest deeper than 32 levels",
-        )
-        .in_source(&dir.display().to_string(), None));
+        return Err(LoadError::new(LoadErrorKind::Limit, "directories nest deeper than 32 levels")
+            .in_source(&dir.display().to_string(), None));
     }
     let io = |e: std::io::Error| {
         LoadError::new(LoadErrorKind::Io, e.to_string()).in_source(&dir.display().to_string(), None)
     };
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()
-        .map_err(io)?;
+    let mut entries: Vec<PathBuf> =
+        std::fs::read_dir(dir).map_err(io)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>().map_err(io)?;
     entries.sort();
     for p in entries {
         if p.is_dir() {
@@ -53,11 +44,10 @@ pub fn read_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<(String, String)>, 
     let mut out = Vec::with_capacity(files.len());
     for f in files {
         let name = f.display().to_string();
-        let bytes = std::fs::read(&f)
-            .map_err(|e| LoadError::new(LoadErrorKind::Io, e.to_string()).in_source(&name, None))?;
-        let text = String::from_utf8(bytes).map_err(|_| {
-            LoadError::new(LoadErrorKind::Syntax, "the file is not UTF-8").in_source(&name, None)
-        })?;
+        let bytes =
+            std::fs::read(&f).map_err(|e| LoadError::new(LoadErrorKind::Io, e.to_string()).in_source(&name, None))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| LoadError::new(LoadErrorKind::Syntax, "the file is not UTF-8").in_source(&name, None))?;
         out.push((name, text));
     }
     Ok(out)

@@ -29,24 +29,12 @@ pub(crate) fn namespaces(objs: &[Obj]) -> Result<NamespaceLabels, LoadError> {
 
 /// Service-account labels by `(namespace, name)`.
 pub(crate) fn service_accounts(objs: &[Obj]) -> Result<ServiceAccountLabels, LoadError> {
-    Ok(objs
-        .iter()
-        .map(|o| {
-            (
-                (o.namespace().to_string(), o.id.name.clone()),
-                o.labels.clone(),
-            )
-        })
-        .collect())
+    Ok(objs.iter().map(|o| ((o.namespace().to_string(), o.id.name.clone()), o.labels.clone())).collect())
 }
 
 /// Adds a namespace's inherited labels (`pcns.*`, including the derived name labels that
 /// exist even without a Namespace object).
-pub(crate) fn inherit_namespace(
-    labels: &mut BTreeMap<String, String>,
-    ns: &str,
-    namespaces: &NamespaceLabels,
-) {
+pub(crate) fn inherit_namespace(labels: &mut BTreeMap<String, String>, ns: &str, namespaces: &NamespaceLabels) {
     if let Some(ns_labels) = namespaces.get(ns) {
         for (k, v) in ns_labels {
             labels.insert(format!("pcns.{k}"), v.clone());
@@ -114,33 +102,16 @@ pub(crate) fn endpoints(
     for obj in pods {
         let wrap = |e: LoadError| obj.err(e);
         let spec: RawPodSpec = typed(obj.spec(), "spec").map_err(wrap)?;
-        let status: RawPodStatus = typed(
-            obj.doc
-                .value
-                .get("status")
-                .unwrap_or(&serde_json::Value::Null),
-            "status",
-        )
-        .map_err(wrap)?;
-        if spec.host_network == Some(true)
-            || matches!(status.phase.as_deref(), Some("Succeeded" | "Failed"))
-        {
+        let status: RawPodStatus =
+            typed(obj.doc.value.get("status").unwrap_or(&serde_json::Value::Null), "status").map_err(wrap)?;
+        if spec.host_network == Some(true) || matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
             continue;
         }
         let mut ips = Vec::new();
-        let texts = status
-            .pod_ips
-            .iter()
-            .flatten()
-            .map(|p| p.ip.as_str())
-            .chain(status.pod_ip.as_deref());
+        let texts = status.pod_ips.iter().flatten().map(|p| p.ip.as_str()).chain(status.pod_ip.as_deref());
         for t in texts {
-            let ip = crate::net::parse_ip(t).ok_or_else(|| {
-                wrap(invalid(
-                    "status.podIPs",
-                    format!("{t:?} is not an IP address"),
-                ))
-            })?;
+            let ip = crate::net::parse_ip(t)
+                .ok_or_else(|| wrap(invalid("status.podIPs", format!("{t:?} is not an IP address"))))?;
             if !ips.contains(&ip) {
                 ips.push(ip);
             }
@@ -166,10 +137,7 @@ pub(crate) fn endpoints(
             labels.insert(k.clone(), v.clone());
         }
         labels.insert(NAMESPACE_LABEL.to_string(), ns.clone());
-        labels.insert(
-            "projectcalico.org/orchestrator".to_string(),
-            "k8s".to_string(),
-        );
+        labels.insert("projectcalico.org/orchestrator".to_string(), "k8s".to_string());
         labels.insert(SERVICE_ACCOUNT_LABEL.to_string(), sa.clone());
         let mut ports = Vec::new();
         for (ci, c) in spec.containers.iter().flatten().enumerate() {
@@ -184,11 +152,7 @@ pub(crate) fn endpoints(
                         ))
                     })?,
                 };
-                ports.push(NamedPort {
-                    name: name.clone(),
-                    protocol,
-                    port: p.container_port,
-                });
+                ports.push(NamedPort { name: name.clone(), protocol, port: p.container_port });
             }
         }
         let idx = out.len();
@@ -198,10 +162,7 @@ pub(crate) fn endpoints(
                 return Err(wrap(
                     LoadError::new(
                         LoadErrorKind::Duplicate,
-                        format!(
-                            "IP {ip} is also claimed by Pod {}/{}",
-                            other.namespace, other.name
-                        ),
+                        format!("IP {ip} is also claimed by Pod {}/{}", other.namespace, other.name),
                     )
                     .at_field("status.podIPs"),
                 ));

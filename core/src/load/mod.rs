@@ -56,10 +56,7 @@ impl Doc {
                     Some(f) => format!("items[{i}].{f}"),
                     None => format!("items[{i}]"),
                 };
-                LoadError {
-                    field: Some(field),
-                    ..e
-                }
+                LoadError { field: Some(field), ..e }
             }
             None => e,
         };
@@ -92,18 +89,13 @@ fn documents(sources: &[Source<'_>], config: &Config) -> Result<Vec<Doc>, LoadEr
     if total > config.max_bundle_bytes {
         return Err(LoadError::new(
             LoadErrorKind::Limit,
-            format!(
-                "bundle is {total} bytes, the limit (max_bundle_bytes) is {}",
-                config.max_bundle_bytes
-            ),
+            format!("bundle is {total} bytes, the limit (max_bundle_bytes) is {}", config.max_bundle_bytes),
         ));
     }
     let mut out = Vec::new();
     for src in sources {
-        let values: Vec<Value> =
-            serde_saphyr::from_multiple_with_options(src.text, yaml_options(config)).map_err(
-                |e| LoadError::new(LoadErrorKind::Syntax, e.to_string()).in_source(src.name, None),
-            )?;
+        let values: Vec<Value> = serde_saphyr::from_multiple_with_options(src.text, yaml_options(config))
+            .map_err(|e| LoadError::new(LoadErrorKind::Syntax, e.to_string()).in_source(src.name, None))?;
         for (index, value) in values.into_iter().enumerate() {
             if value.is_null() {
                 continue;
@@ -118,39 +110,23 @@ fn documents(sources: &[Source<'_>], config: &Config) -> Result<Vec<Doc>, LoadEr
                 match items {
                     Some(Value::Array(items)) => {
                         for (i, item) in items.into_iter().enumerate() {
-                            out.push(Doc {
-                                file: src.name.to_string(),
-                                index,
-                                item: Some(i),
-                                value: item,
-                            });
+                            out.push(Doc { file: src.name.to_string(), index, item: Some(i), value: item });
                         }
                     }
                     Some(Value::Null) | None => {}
                     Some(_) => {
-                        return Err(LoadError::new(
-                            LoadErrorKind::Schema,
-                            "`items` of a List must be a sequence",
-                        )
-                        .at_field("items")
-                        .in_source(src.name, Some(index)));
+                        return Err(LoadError::new(LoadErrorKind::Schema, "`items` of a List must be a sequence")
+                            .at_field("items")
+                            .in_source(src.name, Some(index)));
                     }
                 }
             } else {
-                out.push(Doc {
-                    file: src.name.to_string(),
-                    index,
-                    item: None,
-                    value,
-                });
+                out.push(Doc { file: src.name.to_string(), index, item: None, value });
             }
             if out.len() > config.max_documents {
                 return Err(LoadError::new(
                     LoadErrorKind::Limit,
-                    format!(
-                        "more than {} documents (max_documents)",
-                        config.max_documents
-                    ),
+                    format!("more than {} documents (max_documents)", config.max_documents),
                 )
                 .in_source(src.name, Some(index)));
             }
@@ -175,8 +151,7 @@ fn documents(sources: &[Source<'_>], config: &Config) -> Result<Vec<Doc>, LoadEr
 pub fn load(sources: &[Source<'_>], config: &Config) -> Result<Bundle, LoadError> {
     let docs = documents(sources, config)?;
     let mut objects = object::classify(docs)?;
-    if objects.policy_objects() == 0 && objects.inventory_objects() == 0 && objects.tiers.is_empty()
-    {
+    if objects.policy_objects() == 0 && objects.inventory_objects() == 0 && objects.tiers.is_empty() {
         return Err(LoadError::new(
             LoadErrorKind::Empty,
             "the bundle holds no document of a kind Palisade reads (Calico policy, tiers, network sets, \
@@ -188,16 +163,10 @@ pub fn load(sources: &[Source<'_>], config: &Config) -> Result<Bundle, LoadError
     let namespaces = inventory::namespaces(&objects.namespaces)?;
     let service_accounts = inventory::service_accounts(&objects.service_accounts)?;
     let tiers = calico::tiers(&objects.tiers)?;
-    let mut bundle = Bundle {
-        tiers,
-        namespaces,
-        skipped_documents: objects.skipped,
-        objects: objects.total,
-        ..Bundle::default()
-    };
+    let mut bundle =
+        Bundle { tiers, namespaces, skipped_documents: objects.skipped, objects: objects.total, ..Bundle::default() };
     bundle.policies = calico::policies(&mut objects.policies, &bundle, config)?;
-    bundle.endpoints =
-        inventory::endpoints(&objects.pods, &bundle.namespaces, &service_accounts, config)?;
+    bundle.endpoints = inventory::endpoints(&objects.pods, &bundle.namespaces, &service_accounts, config)?;
     bundle.network_sets = calico::network_sets(&objects.network_sets, &bundle.namespaces)?;
     Ok(bundle)
 }

@@ -116,20 +116,13 @@ const CALICO_READ: &[&str] = &[
     "GlobalNetworkSet",
     "NetworkSet",
 ];
-const CALICO_REJECT: &[&str] = &[
-    "HostEndpoint",
-    "Profile",
-    "StagedKubernetesNetworkPolicy",
-    "WorkloadEndpoint",
-];
+const CALICO_REJECT: &[&str] = &["HostEndpoint", "Profile", "StagedKubernetesNetworkPolicy", "WorkloadEndpoint"];
 
 fn namespaced(group: &str, kind: &str) -> bool {
     matches!(
         (group, kind),
-        (
-            "projectcalico.org",
-            "NetworkPolicy" | "StagedNetworkPolicy" | "NetworkSet"
-        ) | ("", "Pod" | "ServiceAccount")
+        ("projectcalico.org", "NetworkPolicy" | "StagedNetworkPolicy" | "NetworkSet")
+            | ("", "Pod" | "ServiceAccount")
             | ("networking.k8s.io", "NetworkPolicy")
             | ("security.istio.io", _)
     )
@@ -206,25 +199,17 @@ pub(crate) fn classify(docs: Vec<Doc>) -> Result<Objects, LoadError> {
     for doc in docs {
         out.total += 1;
         if !doc.value.is_object() {
-            return Err(doc.err(LoadError::new(
-                LoadErrorKind::Schema,
-                "a document must be a mapping",
-            )));
+            return Err(doc.err(LoadError::new(LoadErrorKind::Schema, "a document must be a mapping")));
         }
         let api_version = doc.value.get("apiVersion").and_then(Value::as_str);
         let kind = doc.value.get("kind").and_then(Value::as_str);
         let (api_version, kind) = match (api_version, kind) {
             (Some(a), Some(k)) => (a.to_string(), k.to_string()),
             (None, _) => {
-                return Err(doc.err(
-                    LoadError::new(LoadErrorKind::Schema, "missing apiVersion")
-                        .at_field("apiVersion"),
-                ));
+                return Err(doc.err(LoadError::new(LoadErrorKind::Schema, "missing apiVersion").at_field("apiVersion")));
             }
             (_, None) => {
-                return Err(
-                    doc.err(LoadError::new(LoadErrorKind::Schema, "missing kind").at_field("kind"))
-                );
+                return Err(doc.err(LoadError::new(LoadErrorKind::Schema, "missing kind").at_field("kind")));
             }
         };
         let meta: RawMeta = match doc.value.get("metadata") {
@@ -267,24 +252,11 @@ pub(crate) fn classify(docs: Vec<Doc>) -> Result<Objects, LoadError> {
             }
         };
         let namespace = if namespaced(&group, &kind) {
-            Some(
-                meta.namespace
-                    .filter(|n| !n.is_empty())
-                    .unwrap_or_else(|| "default".into()),
-            )
+            Some(meta.namespace.filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into()))
         } else {
             None
         };
-        let obj = Obj {
-            doc,
-            id: ObjectRef {
-                group,
-                kind,
-                namespace,
-                name,
-            },
-            labels: meta.labels.unwrap_or_default(),
-        };
+        let obj = Obj { doc, id: ObjectRef { group, kind, namespace, name }, labels: meta.labels.unwrap_or_default() };
         match r {
             Role::Tier => out.tiers.push(obj),
             Role::Policy => out.policies.push(obj),
@@ -305,10 +277,7 @@ pub(crate) fn check_duplicates(objects: &Objects) -> Result<(), LoadError> {
         if let Some(first) = seen.insert(&obj.id, obj) {
             return Err(obj.err(LoadError::new(
                 LoadErrorKind::Duplicate,
-                format!(
-                    "duplicate object: also declared in {} (document {})",
-                    first.doc.file, first.doc.index
-                ),
+                format!("duplicate object: also declared in {} (document {})", first.doc.file, first.doc.index),
             )));
         }
     }

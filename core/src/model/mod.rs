@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 pub use endpoint::{Endpoint, NamedPort, NetworkSet};
 pub use policy::{
-    CalicoRule, EntityMatch, HttpMatch, IcmpMatch, PathMatch, Policy, PolicyId, PolicyKind,
-    PortMatch, Rule, RuleAction, RuleMatch, StagedAction, Tier, TierDefault, TierId,
+    CalicoRule, EntityMatch, HttpMatch, IcmpMatch, PathMatch, Policy, PolicyId, PolicyKind, PortMatch, Rule,
+    RuleAction, RuleMatch, StagedAction, Tier, TierDefault, TierId,
 };
 
 /// A validated bundle.
@@ -38,10 +38,7 @@ pub struct Bundle {
 impl Bundle {
     /// The tier with this name, if declared.
     pub fn tier_id(&self, name: &str) -> Option<TierId> {
-        self.tiers
-            .iter()
-            .position(|t| t.name == name)
-            .and_then(|i| TierId::try_from(i).ok())
+        self.tiers.iter().position(|t| t.name == name).and_then(|i| TierId::try_from(i).ok())
     }
 
     /// A tier by id.

@@ -73,10 +73,7 @@ impl PolicyKind {
 
     /// Whether this kind is a staged (never enforced) kind.
     pub fn is_staged(self) -> bool {
-        matches!(
-            self,
-            PolicyKind::StagedGlobalNetworkPolicy | PolicyKind::StagedNetworkPolicy
-        )
+        matches!(self, PolicyKind::StagedGlobalNetworkPolicy | PolicyKind::StagedNetworkPolicy)
     }
 
     /// The enforced kind a staged kind stands for.
@@ -134,12 +131,7 @@ impl Policy {
 
     /// Calico's tie-break string `<name>/<namespace>/<kind>`.
     pub fn tie_break_key(&self) -> String {
-        format!(
-            "{}/{}/{}",
-            self.name,
-            self.namespace.as_deref().unwrap_or(""),
-            self.kind.long()
-        )
+        format!("{}/{}/{}", self.name, self.namespace.as_deref().unwrap_or(""), self.kind.long())
     }
 
     /// The rules of one direction, when the policy governs it.

@@ -128,9 +128,7 @@ impl Expr {
             Expr::In(k, s) => Expr::In(p(k), s.clone()),
             Expr::NotIn(k, s) => Expr::NotIn(p(k), s.clone()),
             Expr::Not(e) => Expr::Not(Box::new(e.prefixed(prefix, all_becomes))),
-            Expr::And(es) => {
-                Expr::And(es.iter().map(|e| e.prefixed(prefix, all_becomes)).collect())
-            }
+            Expr::And(es) => Expr::And(es.iter().map(|e| e.prefixed(prefix, all_becomes)).collect()),
             Expr::Or(es) => Expr::Or(es.iter().map(|e| e.prefixed(prefix, all_becomes)).collect()),
         }
     }
@@ -151,19 +149,12 @@ impl Expr {
         let mut h = Sha224::new();
         h.update(b"s:");
         h.update(self.canonical().as_bytes());
-        format!(
-            "s:{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(h.finalize())
-        )
+        format!("s:{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(h.finalize()))
     }
 }
 
 fn write_str(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
-    if s.contains('"') {
-        write!(f, "'{s}'")
-    } else {
-        write!(f, "\"{s}\"")
-    }
+    if s.contains('"') { write!(f, "'{s}'") } else { write!(f, "\"{s}\"") }
 }
 
 fn write_set(f: &mut fmt::Formatter<'_>, set: &BTreeSet<String>) -> fmt::Result {
@@ -213,11 +204,7 @@ impl fmt::Display for Expr {
             }
             Expr::Not(e) => write!(f, "!{e}"),
             Expr::And(es) | Expr::Or(es) => {
-                let sep = if matches!(self, Expr::And(_)) {
-                    " && "
-                } else {
-                    " || "
-                };
+                let sep = if matches!(self, Expr::And(_)) { " && " } else { " || " };
                 f.write_str("(")?;
                 for (i, e) in es.iter().enumerate() {
                     if i > 0 {

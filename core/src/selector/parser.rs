@@ -24,10 +24,7 @@ pub struct ParseLimits {
 
 impl Default for ParseLimits {
     fn default() -> Self {
-        ParseLimits {
-            max_len: 16 * 1024,
-            max_depth: 64,
-        }
+        ParseLimits { max_len: 16 * 1024, max_depth: 64 }
     }
 }
 
@@ -47,19 +44,10 @@ pub fn parse_with(text: &str, limits: ParseLimits) -> Result<Expr, SelectorError
     if text.len() > limits.max_len {
         return Err(SelectorError::new(
             0,
-            format!(
-                "selector is {} bytes long, the limit is {}",
-                text.len(),
-                limits.max_len
-            ),
+            format!("selector is {} bytes long, the limit is {}", text.len(), limits.max_len),
         ));
     }
-    let mut p = Parser {
-        s: text.as_bytes(),
-        pos: 0,
-        depth: 0,
-        limits,
-    };
+    let mut p = Parser { s: text.as_bytes(), pos: 0, depth: 0, limits };
     p.ws();
     if p.eof() {
         return Ok(Expr::All);
@@ -103,9 +91,7 @@ impl Parser<'_> {
     }
 
     fn starts_with(&self, lit: &str) -> bool {
-        self.s
-            .get(self.pos..)
-            .is_some_and(|r| r.starts_with(lit.as_bytes()))
+        self.s.get(self.pos..).is_some_and(|r| r.starts_with(lit.as_bytes()))
     }
 
     fn eat(&mut self, lit: &str) -> bool {
@@ -148,10 +134,7 @@ impl Parser<'_> {
     fn enter(&mut self) -> Result<(), SelectorError> {
         self.depth += 1;
         if self.depth > self.limits.max_depth {
-            return Err(self.err(format!(
-                "selector nests deeper than {} levels",
-                self.limits.max_depth
-            )));
+            return Err(self.err(format!("selector nests deeper than {} levels", self.limits.max_depth)));
         }
         Ok(())
     }
@@ -169,11 +152,7 @@ impl Parser<'_> {
             }
         }
         self.depth -= 1;
-        Ok(if terms.len() == 1 {
-            terms.swap_remove(0)
-        } else {
-            Expr::Or(terms)
-        })
+        Ok(if terms.len() == 1 { terms.swap_remove(0) } else { Expr::Or(terms) })
     }
 
     fn and_expr(&mut self) -> Result<Expr, SelectorError> {
@@ -187,11 +166,7 @@ impl Parser<'_> {
                 break;
             }
         }
-        Ok(if terms.len() == 1 {
-            terms.swap_remove(0)
-        } else {
-            Expr::And(terms)
-        })
+        Ok(if terms.len() == 1 { terms.swap_remove(0) } else { Expr::And(terms) })
     }
 
     fn operation(&mut self) -> Result<Expr, SelectorError> {
@@ -203,11 +178,7 @@ impl Parser<'_> {
             self.ws();
         }
         let e = self.atom()?;
-        Ok(if negations % 2 == 1 {
-            Expr::Not(Box::new(e))
-        } else {
-            e
-        })
+        Ok(if negations % 2 == 1 { Expr::Not(Box::new(e)) } else { e })
     }
 
     fn atom(&mut self) -> Result<Expr, SelectorError> {

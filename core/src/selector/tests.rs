@@ -5,10 +5,7 @@ use std::collections::BTreeMap;
 use super::*;
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 fn check(sel: &str, yes: &[&[(&str, &str)]], no: &[&[(&str, &str)]]) {
@@ -23,11 +20,7 @@ fn check(sel: &str, yes: &[&[(&str, &str)]], no: &[&[(&str, &str)]]) {
 
 #[test]
 fn s1_eq() {
-    check(
-        r#"a == "b""#,
-        &[&[("a", "b")], &[("a", "b"), ("c", "d")]],
-        &[&[], &[("a", "c")], &[("c", "d")]],
-    );
+    check(r#"a == "b""#, &[&[("a", "b")], &[("a", "b"), ("c", "d")]], &[&[], &[("a", "c")], &[("c", "d")]]);
 }
 
 #[test]
@@ -41,29 +34,17 @@ fn s2_and() {
 
 #[test]
 fn s3_or() {
-    check(
-        r#"a == "b" || c == "d""#,
-        &[&[("a", "b")], &[("c", "d")]],
-        &[&[], &[("a", "e"), ("c", "e")]],
-    );
+    check(r#"a == "b" || c == "d""#, &[&[("a", "b")], &[("c", "d")]], &[&[], &[("a", "e"), ("c", "e")]]);
 }
 
 #[test]
 fn s4_in_with_quotes() {
-    check(
-        r#"a in {"'", '"', "c"}"#,
-        &[&[("a", "c")], &[("a", "\"")], &[("a", "'")]],
-        &[&[], &[("a", "e")]],
-    );
+    check(r#"a in {"'", '"', "c"}"#, &[&[("a", "c")], &[("a", "\"")], &[("a", "'")]], &[&[], &[("a", "e")]]);
 }
 
 #[test]
 fn s5_not_in() {
-    check(
-        r#"a not in {"'", '"', "c"}"#,
-        &[&[], &[("a", "e")]],
-        &[&[("a", "c")], &[("a", "\"")]],
-    );
+    check(r#"a not in {"'", '"', "c"}"#, &[&[], &[("a", "e")]], &[&[("a", "c")], &[("a", "\"")]]);
 }
 
 #[test]
@@ -73,20 +54,12 @@ fn s6_ne_missing_is_true() {
 
 #[test]
 fn s7_contains() {
-    check(
-        r#"a contains "a""#,
-        &[&[("a", "bab")]],
-        &[&[], &[("a", "b")], &[("b", "aaa")]],
-    );
+    check(r#"a contains "a""#, &[&[("a", "bab")]], &[&[], &[("a", "b")], &[("b", "aaa")]]);
 }
 
 #[test]
 fn s8_starts_with() {
-    check(
-        r#"a starts with "a""#,
-        &[&[("a", "abb")]],
-        &[&[("a", "baa")], &[("b", "aaa")]],
-    );
+    check(r#"a starts with "a""#, &[&[("a", "abb")]], &[&[("a", "baa")], &[("b", "aaa")]]);
 }
 
 #[test]
@@ -198,10 +171,7 @@ fn k_canonical_forms() {
         ("", "all()"),
         ("! (has( b)||! has(a ))", "!(has(b) || !has(a))"),
         (r#"! (a == "b"&&! c != "d")"#, r#"!(a == "b" && !c != "d")"#),
-        (
-            r#"a in {"z", "z", "x", "y", "x", "a"}"#,
-            r#"a in {"a", "x", "y", "z"}"#,
-        ),
+        (r#"a in {"z", "z", "x", "y", "x", "a"}"#, r#"a in {"a", "x", "y", "z"}"#),
         (r#"a startswith '"'"#, r#"a starts with '"'"#),
         (r#"a!='"'"#, r#"a != '"'"#),
     ];
@@ -215,18 +185,9 @@ fn k_canonical_forms() {
 
 #[test]
 fn k_unique_ids() {
-    assert_eq!(
-        parse("").unwrap().unique_id(),
-        "s:5y5I3VdRZfDU01O--xXAPx2yxCQQqMf0M6IWug"
-    );
-    assert_eq!(
-        parse("! (has( b)||! has(a ))").unwrap().unique_id(),
-        "s:Iss0uCleLYv1GSv_pNm7hAO58kE9jAx1NKyG3Q"
-    );
-    assert_eq!(
-        parse(r#"! (a == "b"&&! c != "d")"#).unwrap().unique_id(),
-        "s:lh3haoY1ikTRkd4UZu0nWSaIBknYLPJLX16d-w"
-    );
+    assert_eq!(parse("").unwrap().unique_id(), "s:5y5I3VdRZfDU01O--xXAPx2yxCQQqMf0M6IWug");
+    assert_eq!(parse("! (has( b)||! has(a ))").unwrap().unique_id(), "s:Iss0uCleLYv1GSv_pNm7hAO58kE9jAx1NKyG3Q");
+    assert_eq!(parse(r#"! (a == "b"&&! c != "d")"#).unwrap().unique_id(), "s:lh3haoY1ikTRkd4UZu0nWSaIBknYLPJLX16d-w");
 }
 
 #[test]
@@ -234,10 +195,7 @@ fn depth_and_length_limits() {
     let deep = format!("{}has(a){}", "(".repeat(100), ")".repeat(100));
     let err = parse(&deep).unwrap_err();
     assert!(err.message.contains("deeper"), "{err}");
-    let limits = ParseLimits {
-        max_len: 10,
-        max_depth: 8,
-    };
+    let limits = ParseLimits { max_len: 10, max_depth: 8 };
     assert!(parse_with("has(abcdefghijk)", limits).is_err());
 }
 
@@ -246,22 +204,15 @@ fn prefixing_for_namespace_scope() {
     // G3 of the reference: labels gain the pcns. prefix.
     let e = parse("!has(key) || (has(key) && !key in {'value'})").unwrap();
     assert_eq!(
-        e.prefixed("pcns.", Some("projectcalico.org/namespace"))
-            .canonical(),
+        e.prefixed("pcns.", Some("projectcalico.org/namespace")).canonical(),
         r#"(!has(pcns.key) || (has(pcns.key) && !pcns.key in {"value"}))"#
     );
     assert_eq!(
-        parse("all()")
-            .unwrap()
-            .prefixed("pcns.", Some("projectcalico.org/namespace"))
-            .canonical(),
+        parse("all()").unwrap().prefixed("pcns.", Some("projectcalico.org/namespace")).canonical(),
         "has(projectcalico.org/namespace)"
     );
     assert_eq!(
-        parse("global()")
-            .unwrap()
-            .prefixed("pcns.", Some("projectcalico.org/namespace"))
-            .canonical(),
+        parse("global()").unwrap().prefixed("pcns.", Some("projectcalico.org/namespace")).canonical(),
         "!has(projectcalico.org/namespace)"
     );
 }
@@ -271,8 +222,7 @@ mod props {
     use proptest::prelude::*;
 
     fn arb_expr() -> impl Strategy<Value = Expr> {
-        let label = prop::sample::select(vec!["a", "b", "app", "x/y", "in", "contains"])
-            .prop_map(String::from);
+        let label = prop::sample::select(vec!["a", "b", "app", "x/y", "in", "contains"]).prop_map(String::from);
         let value = prop::sample::select(vec!["", "v", "w", "a\"b", "it's"]).prop_map(String::from);
         let leaf = prop_oneof![
             Just(Expr::All),
@@ -282,11 +232,7 @@ mod props {
             (label.clone(), value.clone()).prop_map(|(k, v)| Expr::Contains(k, v)),
             (label.clone(), value.clone()).prop_map(|(k, v)| Expr::StartsWith(k, v)),
             (label.clone(), value.clone()).prop_map(|(k, v)| Expr::EndsWith(k, v)),
-            (
-                label.clone(),
-                prop::collection::btree_set(value.clone(), 0..3)
-            )
-                .prop_map(|(k, s)| Expr::In(k, s)),
+            (label.clone(), prop::collection::btree_set(value.clone(), 0..3)).prop_map(|(k, s)| Expr::In(k, s)),
             (label, prop::collection::btree_set(value, 0..3)).prop_map(|(k, s)| Expr::NotIn(k, s)),
         ];
         leaf.prop_recursive(4, 24, 3, |inner| {

@@ -22,21 +22,14 @@ pub fn engine_with(yaml: &str, config: Config) -> Engine {
 /// Decides `request` (JSON) on both paths, checks they agree, and returns the SPEC 7
 /// JSON of the decision with its trace.
 pub fn decide(engine: &Engine, request: &str) -> Value {
-    let owned =
-        OwnedRequest::from_json(request).unwrap_or_else(|e| panic!("request should parse: {e}"));
+    let owned = OwnedRequest::from_json(request).unwrap_or_else(|e| panic!("request should parse: {e}"));
     let req = owned.as_request();
     let snap = engine.snapshot().expect("loaded");
     let fast = snap.decide(&req);
     let reference = snap.decide_reference(&req);
-    assert_eq!(
-        fast, reference,
-        "fast path and reference disagree on {request}"
-    );
+    assert_eq!(fast, reference, "fast path and reference disagree on {request}");
     let explained = engine.explain(&req);
-    assert_eq!(
-        explained.decision, fast,
-        "explain disagrees with decide on {request}"
-    );
+    assert_eq!(explained.decision, fast, "explain disagrees with decide on {request}");
     explained.json().clone()
 }
 
@@ -54,8 +47,5 @@ pub fn pod(ns: &str, name: &str, ip: &str, sa: &str, labels: &str) -> String {
 
 /// The trace of one side as a list of strings.
 pub fn trace(d: &Value, side: &str) -> Vec<String> {
-    d["trace"][side]
-        .as_array()
-        .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
-        .unwrap_or_default()
+    d["trace"][side].as_array().map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect()).unwrap_or_default()
 }
