@@ -83,8 +83,11 @@ pub fn lint(bundle: &Bundle) -> Vec<Warning> {
                     });
                     continue;
                 }
-                let RuleMatch::Calico(c) = &r.matcher;
-                if r.action != RuleAction::Log && matches_everything(c) {
+                let everything = match &r.matcher {
+                    RuleMatch::Calico(c) => matches_everything(c),
+                    RuleMatch::Istio(i) => i.from.is_empty() && i.to.is_empty() && i.when.is_empty(),
+                };
+                if r.action != RuleAction::Log && everything {
                     shadow = Some((i, r.action));
                 }
             }

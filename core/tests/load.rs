@@ -138,6 +138,7 @@ fn kinds_that_must_not_be_ignored_are_errors() {
         ("crd.projectcalico.org/v1", "WorkloadEndpoint"),
         ("projectcalico.org/v2", "GlobalNetworkPolicy"),
         ("security.istio.io/v1", "PeerAuthentication"),
+        ("security.istio.io/v1alpha1", "AuthorizationPolicy"),
         ("security.istio.io/v1beta1", "RequestAuthentication"),
         ("policy.networking.k8s.io/v1alpha1", "AdminNetworkPolicy"),
         ("networking.k8s.io/v1beta1", "NetworkPolicy"),
@@ -289,7 +290,9 @@ fn types_default_as_the_api_server_does() {
 fn cidrs_with_host_bits_are_masked() {
     let b =
         try_load(&gnp("  ingress: [{action: Allow, source: {nets: [10.1.2.3/16, '::ffff:10.9.0.0/112']}}]")).unwrap();
-    let palisade::model::RuleMatch::Calico(r) = &b.policies[0].ingress.as_ref().unwrap()[0].matcher;
+    let palisade::model::RuleMatch::Calico(r) = &b.policies[0].ingress.as_ref().unwrap()[0].matcher else {
+        panic!("a Calico rule")
+    };
     let nets: Vec<String> = r.source.nets.iter().map(|n| n.to_string()).collect();
     assert_eq!(nets, ["10.1.0.0/16", "10.9.0.0/16"]);
 }

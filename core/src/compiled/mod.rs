@@ -17,6 +17,7 @@
 //! evaluation, no allocation.
 
 mod idset;
+mod istio;
 mod ranges;
 mod selectors;
 mod walk;
@@ -59,6 +60,7 @@ pub(crate) struct Program {
     no_policy_action: Action,
     require_peer_identity: bool,
     trust_domain: Box<str>,
+    has_istio: bool,
 }
 
 #[derive(Debug)]
@@ -106,6 +108,9 @@ struct CRule {
     src: CEntity,
     dst: CEntity,
     http: Option<Box<CHttp>>,
+    /// An Istio rule (then the Calico criteria above are empty), and whether it uses
+    /// HTTP-only attributes.
+    istio: Option<Box<(crate::model::IstioRule, bool)>>,
 }
 
 /// No selector.
@@ -206,7 +211,23 @@ impl<'a> Compiler<'a> {
         rules
             .iter()
             .map(|r| {
-                let RuleMatch::Calico(c) = &r.matcher;
+                let c = match &r.matcher {
+                    RuleMatch::Calico(c) => c,
+                    RuleMatch::Istio(i) => {
+                        return CRule {
+                            action: r.action,
+                            ip_version: 0,
+                            protocol: None,
+                            not_protocol: None,
+                            icmp: None,
+                            not_icmp: None,
+                            src: CEntity { selector: NO_SELECTOR, not_selector: NO_SELECTOR, extra: None },
+                            dst: CEntity { selector: NO_SELECTOR, not_selector: NO_SELECTOR, extra: None },
+                            http: None,
+                            istio: Some(Box::new((i.clone(), i.uses_http()))),
+                        };
+                    }
+                };
                 let http = c.http.as_ref().filter(|h| h.is_constraining()).map(|h| {
                     let mut exact: Vec<Box<str>> = Vec::new();
                     let mut prefixes: Vec<Box<str>> = Vec::new();
@@ -236,6 +257,7 @@ impl<'a> Compiler<'a> {
                     src: self.entity(&c.source),
                     dst: self.entity(&c.destination),
                     http,
+                    istio: None,
                 }
             })
             .collect()
@@ -417,6 +439,7 @@ impl Program {
             no_policy_action: config.no_policy_action,
             require_peer_identity: config.require_peer_identity,
             trust_domain: config.trust_domain.as_str().into(),
+            has_istio: bundle.has_istio(),
         }
     }
 

@@ -56,6 +56,7 @@ struct Ctx<'r, 'p> {
     version: u8,
     /// The Calico-normalised HTTP path, when the request has HTTP.
     path: &'r str,
+    istio: super::istio::IstioFacts<'r>,
 }
 
 /// A presented principal, checked once.
@@ -120,13 +121,16 @@ pub(crate) fn decide<R: Recorder>(prog: &Program, req: &Request<'_>, generation:
     // Buffers for a path that needs normalising; plain paths never touch them.
     let mut decoded: Option<PathBuffer> = None;
     let mut cleaned: Option<PathBuffer> = None;
+    let mut istio_cleaned: Option<PathBuffer> = None;
     let mut path = "";
+    let mut istio_path = None;
     if let Some(h) = &req.http {
         if h.method.is_empty() {
             return Decision::invalid("http.method is empty", generation);
         }
         if http_path::is_plain(h.path) {
             path = h.path;
+            istio_path = Some(h.path);
         } else {
             let d = decoded.insert(PathBuffer::default());
             if let Err(why) = http_path::decode(h.path, d) {
@@ -137,6 +141,13 @@ pub(crate) fn decide<R: Recorder>(prog: &Program, req: &Request<'_>, generation:
                 return Decision::invalid(why, generation);
             }
             path = c.as_str();
+            if prog.has_istio {
+                let i = istio_cleaned.insert(PathBuffer::default());
+                if let Err(why) = http_path::clean_istio(d.as_str(), i) {
+                    return Decision::invalid(why, generation);
+                }
+                istio_path = Some(i.as_str());
+            }
         }
     }
 
@@ -160,7 +171,18 @@ pub(crate) fn decide<R: Recorder>(prog: &Program, req: &Request<'_>, generation:
     }
     let egress_idx = src.endpoint_index;
     let ingress_idx = dst.endpoint_index;
-    let ctx = Ctx { req, version: if src.key.0 { 4 } else { 6 }, src, dst, path };
+    let istio = super::istio::IstioFacts {
+        req,
+        uri: req.source.principal,
+        principal: req.source.principal.map(|u| u.strip_prefix("spiffe://").unwrap_or(u)),
+        src_ip: canonical_ip(req.source.ip),
+        remote_ip: canonical_ip(req.remote_ip.unwrap_or(req.source.ip)),
+        dst_ip: canonical_ip(req.destination.ip),
+        port: super::istio::port_of(req),
+        path: istio_path,
+        has_http: req.http.is_some(),
+    };
+    let ctx = Ctx { req, version: if src.key.0 { 4 } else { 6 }, src, dst, path, istio };
 
     // Enforced: egress first; the first deny is reported.
     let mut outcome: Option<(Side, SideOut)> = None;
@@ -291,6 +313,9 @@ fn walk<R: Recorder>(
 #[inline]
 fn rule_matches(prog: &Program, ctx: &Ctx<'_, '_>, r: &CRule) -> Option<bool> {
     let req = ctx.req;
+    if let Some(i) = &r.istio {
+        return super::istio::matches(&ctx.istio, &i.0, i.1, r.action == RuleAction::Pass).then_some(false);
+    }
     // On a missing attribute, only a Deny rule's criterion holds.
     let missing_holds = r.action == RuleAction::Deny;
     if r.ip_version != 0 && r.ip_version != ctx.version {

@@ -1,6 +1,7 @@
 //! Evaluation: request validation, the reference evaluator, and the trace vocabulary.
 
 pub mod reference;
+mod reference_istio;
 pub mod trace;
 pub(crate) mod validate;
 

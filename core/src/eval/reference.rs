@@ -55,7 +55,8 @@ pub fn evaluate(bundle: &Bundle, config: &Config, req: &Request<'_>, generation:
         return (Decision::pre_policy(Reason::MissingPeerIdentity, Some(Peer::Source), generation), trace);
     }
 
-    let ctx = Ctx { bundle, config, req, src_ip, dst_ip, decoded: &decoded };
+    let istio = super::reference_istio::IstioInput::new(req, &decoded);
+    let ctx = Ctx { bundle, config, req, src_ip, dst_ip, decoded: &decoded, istio };
     let no_side = |action| Decision {
         action,
         reason: Reason::NoPolicy,
@@ -132,6 +133,7 @@ struct Ctx<'a> {
     src_ip: IpAddr,
     dst_ip: IpAddr,
     decoded: &'a PathBuffer,
+    istio: super::reference_istio::IstioInput<'a>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -260,6 +262,7 @@ type Tri = Option<bool>;
 fn rule_matches(ctx: &Ctx<'_>, _policy: &Policy, m: &RuleMatch, action: RuleAction, _side: Side) -> Option<bool> {
     match m {
         RuleMatch::Calico(r) => calico_matches(ctx, r, action),
+        RuleMatch::Istio(r) => super::reference_istio::istio_matches(&ctx.istio, r, action).then_some(false),
     }
 }
 

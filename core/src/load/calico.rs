@@ -47,7 +47,7 @@ fn tier_name_ok(n: &str) -> bool {
 }
 
 /// Reads declared tiers, adds `default`, and sorts them by (order, absent last, name).
-pub(crate) fn tiers(objs: &[Obj]) -> Result<Vec<Tier>, LoadError> {
+pub(crate) fn tiers(objs: &[Obj], has_istio: bool) -> Result<Vec<Tier>, LoadError> {
     let mut out = Vec::new();
     let mut has_default = false;
     for obj in objs {
@@ -112,6 +112,15 @@ pub(crate) fn tiers(objs: &[Obj]) -> Result<Vec<Tier>, LoadError> {
             order: Some(DEFAULT_TIER_ORDER),
             default_action: TierDefault::Deny,
         });
+    }
+    if has_istio {
+        for (name, order, action) in
+            [(ISTIO_DENY_TIER, 999_998.0, TierDefault::Pass), (ISTIO_ALLOW_TIER, 999_999.0, TierDefault::Deny)]
+        {
+            if !out.iter().any(|t| t.name == name) {
+                out.push(Tier { name: name.into(), order: Some(order), default_action: action });
+            }
+        }
     }
     out.sort_by(tier_cmp);
     Ok(out)
@@ -476,7 +485,7 @@ fn kind_of(obj: &Obj) -> PolicyKind {
     }
 }
 
-fn policy(obj: &Obj, bundle: &Bundle, config: &Config) -> Result<Policy, LoadError> {
+pub(crate) fn policy(obj: &Obj, bundle: &Bundle, config: &Config) -> Result<Policy, LoadError> {
     let kind = kind_of(obj);
     let namespaced = matches!(kind, PolicyKind::NetworkPolicy | PolicyKind::StagedNetworkPolicy);
     check_name(&obj.id.name)?;
@@ -642,16 +651,6 @@ fn policy(obj: &Obj, bundle: &Bundle, config: &Config) -> Result<Policy, LoadErr
         staged,
         origin,
     })
-}
-
-/// Converts every Calico policy and sorts them by (tier, order, tie-break key).
-pub(crate) fn policies(objs: &mut [Obj], bundle: &Bundle, config: &Config) -> Result<Vec<Policy>, LoadError> {
-    let mut out = Vec::with_capacity(objs.len());
-    for obj in objs.iter() {
-        out.push(policy(obj, bundle, config).map_err(|e| obj.err(e))?);
-    }
-    sort_policies(&mut out);
-    Ok(out)
 }
 
 /// Sorts policies into evaluation order: tier, then order (absent last), then Calico's

@@ -12,6 +12,8 @@
 mod calico;
 mod fields;
 mod inventory;
+mod istio;
+mod k8s;
 mod object;
 
 #[cfg(feature = "fs")]
@@ -150,7 +152,7 @@ fn documents(sources: &[Source<'_>], config: &Config) -> Result<Vec<Doc>, LoadEr
 /// ```
 pub fn load(sources: &[Source<'_>], config: &Config) -> Result<Bundle, LoadError> {
     let docs = documents(sources, config)?;
-    let mut objects = object::classify(docs)?;
+    let objects = object::classify(docs)?;
     if objects.policy_objects() == 0 && objects.inventory_objects() == 0 && objects.tiers.is_empty() {
         return Err(LoadError::new(
             LoadErrorKind::Empty,
@@ -162,10 +164,21 @@ pub fn load(sources: &[Source<'_>], config: &Config) -> Result<Bundle, LoadError
 
     let namespaces = inventory::namespaces(&objects.namespaces)?;
     let service_accounts = inventory::service_accounts(&objects.service_accounts)?;
-    let tiers = calico::tiers(&objects.tiers)?;
+    let has_istio = objects.policies.iter().any(|o| o.id.group == "security.istio.io");
+    let tiers = calico::tiers(&objects.tiers, has_istio)?;
     let mut bundle =
         Bundle { tiers, namespaces, skipped_documents: objects.skipped, objects: objects.total, ..Bundle::default() };
-    bundle.policies = calico::policies(&mut objects.policies, &bundle, config)?;
+    let mut policies = Vec::with_capacity(objects.policies.len());
+    for obj in &objects.policies {
+        let p = match obj.id.group.as_str() {
+            "networking.k8s.io" => k8s::policy(obj, &bundle),
+            "security.istio.io" => istio::policy(obj, &bundle, config),
+            _ => calico::policy(obj, &bundle, config),
+        };
+        policies.push(p.map_err(|e| obj.err(e))?);
+    }
+    calico::sort_policies(&mut policies);
+    bundle.policies = policies;
     bundle.endpoints = inventory::endpoints(&objects.pods, &bundle.namespaces, &service_accounts, config)?;
     bundle.network_sets = calico::network_sets(&objects.network_sets, &bundle.namespaces)?;
     Ok(bundle)

@@ -140,8 +140,8 @@ fn role(api_version: &str, kind: &str) -> Result<Role, LoadError> {
     let calico_kind = CALICO_READ.contains(&kind) || CALICO_REJECT.contains(&kind);
     match group {
         "projectcalico.org" | "crd.projectcalico.org" => {
-            let supported_version =
-                (group == "projectcalico.org" && version == "v3") || (group == "crd.projectcalico.org" && version == "v1");
+            let supported_version = (group == "projectcalico.org" && version == "v3")
+                || (group == "crd.projectcalico.org" && version == "v1");
             if CALICO_REJECT.contains(&kind) {
                 return Err(unsupported(format!(
                     "{kind} is not supported: ignoring it would silently change access, so the bundle is rejected"
@@ -149,7 +149,9 @@ fn role(api_version: &str, kind: &str) -> Result<Role, LoadError> {
             }
             if !supported_version {
                 if calico_kind {
-                    return Err(unsupported(format!("apiVersion {api_version} is not supported for {kind} (use projectcalico.org/v3)")));
+                    return Err(unsupported(format!(
+                        "apiVersion {api_version} is not supported for {kind} (use projectcalico.org/v3)"
+                    )));
                 }
                 return Ok(Role::Skip);
             }
@@ -163,21 +165,17 @@ fn role(api_version: &str, kind: &str) -> Result<Role, LoadError> {
             })
         }
         "networking.k8s.io" => match kind {
-            "NetworkPolicy" if version == "v1" => Err(unsupported(
-                "Kubernetes NetworkPolicy is not supported by this build yet; rejecting the bundle rather than ignoring it"
-                    .into(),
-            )),
-            "NetworkPolicy" => Err(unsupported(format!("apiVersion {api_version} is not supported for NetworkPolicy (use networking.k8s.io/v1)"))),
+            "NetworkPolicy" if version == "v1" => Ok(Role::Policy),
+            "NetworkPolicy" => Err(unsupported(format!(
+                "apiVersion {api_version} is not supported for NetworkPolicy (use networking.k8s.io/v1)"
+            ))),
             _ => Ok(Role::Skip),
         },
-        "policy.networking.k8s.io" => {
-            Err(unsupported(format!("{kind} ({api_version}) is not supported: admin network policies would change access")))
-        }
+        "policy.networking.k8s.io" => Err(unsupported(format!(
+            "{kind} ({api_version}) is not supported: admin network policies would change access"
+        ))),
         "security.istio.io" => match kind {
-            "AuthorizationPolicy" if version == "v1" || version == "v1beta1" => Err(unsupported(
-                "Istio AuthorizationPolicy is not supported by this build yet; rejecting the bundle rather than ignoring it"
-                    .into(),
-            )),
+            "AuthorizationPolicy" if version == "v1" || version == "v1beta1" => Ok(Role::Policy),
             _ => Err(unsupported(format!(
                 "{kind} ({api_version}) is not supported: only AuthorizationPolicy (v1, v1beta1) is read, and ignoring \
                  this kind could change access"

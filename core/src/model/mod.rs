@@ -5,11 +5,16 @@
 //! snapshot is built from it.
 
 mod endpoint;
+mod istio;
 mod policy;
 
 use std::collections::BTreeMap;
 
 pub use endpoint::{Endpoint, NamedPort, NetworkSet};
+pub use istio::{
+    CondValues, IstioCondition, IstioOperation, IstioRule, IstioSource, PathPattern as IstioPath, StrMatch,
+    TemplateSegment, WhenKey,
+};
 pub use policy::{
     CalicoRule, EntityMatch, HttpMatch, IcmpMatch, PathMatch, Policy, PolicyId, PolicyKind, PortMatch, Rule,
     RuleAction, RuleMatch, StagedAction, Tier, TierDefault, TierId,
@@ -49,6 +54,11 @@ impl Bundle {
     /// A policy by id.
     pub fn policy(&self, id: PolicyId) -> Option<&Policy> {
         self.policies.get(id as usize)
+    }
+
+    /// Whether the bundle holds Istio policies (and so the Istio tiers).
+    pub fn has_istio(&self) -> bool {
+        self.policies.iter().any(|p| p.kind == PolicyKind::AuthorizationPolicy)
     }
 
     /// The endpoint owning `ip` (exact match), if any.

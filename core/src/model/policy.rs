@@ -183,6 +183,8 @@ pub struct Rule {
 pub enum RuleMatch {
     /// A Calico (or Kubernetes-mapped) rule.
     Calico(CalicoRule),
+    /// An Istio AuthorizationPolicy rule.
+    Istio(super::istio::IstioRule),
 }
 
 /// Calico rule criteria.
