@@ -224,7 +224,7 @@ impl<'a> Compiler<'a> {
                             src: CEntity { selector: NO_SELECTOR, not_selector: NO_SELECTOR, extra: None },
                             dst: CEntity { selector: NO_SELECTOR, not_selector: NO_SELECTOR, extra: None },
                             http: None,
-                            istio: Some(Box::new((i.clone(), i.uses_http()))),
+                            istio: Some(Box::new(((**i).clone(), i.uses_http()))),
                         };
                     }
                 };

@@ -73,10 +73,11 @@ fn service_account_matches(uri: &str, ns: &str, sa: &str) -> bool {
         let target = format!("sa/{sa}");
         for (j, _) in rest.char_indices().chain(std::iter::once((rest.len(), ' '))) {
             let prefix_ok = j == 0 || (j >= 2 && rest[..j].ends_with('/'));
-            if prefix_ok && let Some(tail) = rest[j..].strip_prefix(target.as_str()) {
-                if tail.is_empty() || (tail.starts_with('/') && tail.len() > 1) {
-                    return true;
-                }
+            if prefix_ok
+                && let Some(tail) = rest[j..].strip_prefix(target.as_str())
+                && (tail.is_empty() || (tail.starts_with('/') && tail.len() > 1))
+            {
+                return true;
             }
         }
         from = start + 1;
@@ -297,17 +298,17 @@ mod tests {
 
     #[test]
     fn templates() {
-        let t = |s: &str| match crate::model::IstioPath::Template(
-            s.trim_start_matches('/')
-                .split('/')
-                .map(|x| match x {
-                    "{*}" => TemplateSegment::One,
-                    "{**}" => TemplateSegment::Many,
-                    l => TemplateSegment::Literal(l.into()),
-                })
-                .collect(),
-        ) {
-            p => p,
+        let t = |s: &str| {
+            crate::model::IstioPath::Template(
+                s.trim_start_matches('/')
+                    .split('/')
+                    .map(|x| match x {
+                        "{*}" => TemplateSegment::One,
+                        "{**}" => TemplateSegment::Many,
+                        l => TemplateSegment::Literal(l.into()),
+                    })
+                    .collect(),
+            )
         };
         let m = |pat: &str, path: &str| path_matches(&t(pat), path);
         assert!(m("/allow/admin/{**}", "/allow/admin/"));

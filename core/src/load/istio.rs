@@ -370,7 +370,7 @@ pub(crate) fn policy(obj: &Obj, bundle: &Bundle, config: &Config) -> Result<Poli
     }
     let mut rules = Vec::with_capacity(raw_rules.len());
     for (i, r) in raw_rules.iter().enumerate() {
-        rules.push(Rule { action, matcher: RuleMatch::Istio(rule(r, &format!("spec.rules[{i}]"), &ns)?) });
+        rules.push(Rule { action, matcher: RuleMatch::Istio(Box::new(rule(r, &format!("spec.rules[{i}]"), &ns)?)) });
     }
     // Selection: the policy's namespace (every namespace for the root namespace), then
     // matchLabels. A policy with targetRef(s) is for gateways and waypoints: no sidecar.

@@ -180,11 +180,12 @@ pub struct Rule {
 /// The criteria of a rule. Calico and Kubernetes rules share one shape; Istio rules keep
 /// Istio's semantics.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // the model is built once per load, never on the decision path
 pub enum RuleMatch {
     /// A Calico (or Kubernetes-mapped) rule.
     Calico(CalicoRule),
     /// An Istio AuthorizationPolicy rule.
-    Istio(super::istio::IstioRule),
+    Istio(Box<super::istio::IstioRule>),
 }
 
 /// Calico rule criteria.
