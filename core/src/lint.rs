@@ -2,7 +2,8 @@
 //! meant (rules that can never be reached, policies that select nothing).
 
 use crate::Side;
-use crate::model::{Bundle, CalicoRule, RuleAction, RuleMatch};
+use crate::model::{Bundle, CalicoRule, Policy, PolicyKind, RuleAction, RuleMatch};
+use crate::selector::Expr;
 
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +57,18 @@ pub fn lint(bundle: &Bundle) -> Vec<Warning> {
     let mut out = Vec::new();
     for p in &bundle.policies {
         let object = p.display_name();
+        let warn = |field: Option<String>, message: String| Warning {
+            origin: p.origin.clone(),
+            object: object.clone(),
+            field,
+            message,
+        };
+        if p.kind == PolicyKind::AuthorizationPolicy {
+            out.extend(istio_findings(bundle, p).into_iter().map(|(f, m)| warn(f, m)));
+            if p.selector == Expr::Not(Box::new(Expr::All)) {
+                continue;
+            }
+        }
         if p.staged != Some(crate::model::StagedAction::Delete)
             && !bundle.endpoints.is_empty()
             && !bundle.endpoints.iter().any(|e| p.selector.matches(&e.labels))
@@ -90,6 +103,42 @@ pub fn lint(bundle: &Bundle) -> Vec<Warning> {
                 if r.action != RuleAction::Log && everything {
                     shadow = Some((i, r.action));
                 }
+            }
+        }
+    }
+    out
+}
+
+/// Istio-specific findings: gateway-only policies, ALLOW without rules, HTTP fields on
+/// workloads that serve no HTTP port.
+fn istio_findings(bundle: &Bundle, p: &Policy) -> Vec<(Option<String>, String)> {
+    let mut out = Vec::new();
+    if p.selector == Expr::Not(Box::new(Expr::All)) {
+        out.push((
+            Some("spec.targetRefs".into()),
+            "has targetRef(s): it applies to gateways and waypoints, never to a sidecar workload".into(),
+        ));
+        return out;
+    }
+    let rules = p.ingress.as_deref().unwrap_or_default();
+    let allow = rules.first().is_none_or(|r| r.action == RuleAction::Pass);
+    if allow && rules.is_empty() {
+        out.push((None, "ALLOW policy with no rules: it denies every request to the workloads it selects".into()));
+    }
+    let selected: Vec<_> = bundle.endpoints.iter().filter(|e| p.selector.matches(&e.labels)).collect();
+    let serves_http =
+        selected.iter().any(|e| e.ports.iter().any(|np| np.name.starts_with("http") || np.name.starts_with("grpc")));
+    if !selected.is_empty() && !serves_http {
+        for (i, r) in rules.iter().enumerate() {
+            if let RuleMatch::Istio(ir) = &r.matcher
+                && ir.uses_http()
+            {
+                out.push((
+                    Some(format!("spec.rules[{i}]")),
+                    "uses HTTP-only fields, but no selected workload has an http/grpc port: on plain TCP an ALLOW rule \
+                     is dropped and a DENY rule loses these fields"
+                        .into(),
+                ));
             }
         }
     }

@@ -244,6 +244,110 @@ fn policies() -> impl Strategy<Value = String> {
     })
 }
 
+fn k8s_policies() -> impl Strategy<Value = String> {
+    let peer = prop_oneof![
+        pick(&["{podSelector: {matchLabels: {app: a}}}", "{podSelector: {}}", "{namespaceSelector: {}}"]).prop_map(String::from),
+        pick(&["{namespaceSelector: {matchLabels: {team: x}}, podSelector: {matchExpressions: [{key: app, operator: In, values: [a, b]}]}}"]).prop_map(String::from),
+        pick(&["{ipBlock: {cidr: 10.0.0.0/29, except: [10.0.0.2/32]}}", "{ipBlock: {cidr: 192.0.2.0/24}}"]).prop_map(String::from),
+    ];
+    let port = pick(&[
+        "{port: 80}",
+        "{port: 53, protocol: UDP}",
+        "{port: http}",
+        "{protocol: UDP}",
+        "{port: 50, endPort: 90}",
+    ]);
+    let rule = (prop::collection::vec(peer, 0..3), prop::collection::vec(port, 0..3))
+        .prop_map(|(peers, ports)| format!("{{from: [{}], ports: [{}]}}", peers.join(", "), ports.join(", ")));
+    let policy = (
+        pick(&["p1", "p2"]),
+        pick(&NAMESPACES),
+        pick(&["{}", "{matchLabels: {app: a}}", "{matchExpressions: [{key: team, operator: Exists}]}"]),
+        pick(&["", "policyTypes: [Ingress]", "policyTypes: [Egress]", "policyTypes: [Ingress, Egress]"]),
+        prop::collection::vec(rule, 0..3),
+        any::<bool>(),
+    );
+    prop::collection::vec(policy, 0..3).prop_map(|ps| {
+        let mut out = String::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (name, ns, sel, types, rules, egress_too) in ps {
+            if !seen.insert((name, ns)) {
+                continue;
+            }
+            let egress = if egress_too { format!(", egress: [{}]", rules.join(", ").replace("from:", "to:")) } else { String::new() };
+            out.push_str(&format!(
+                "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{podSelector: {sel}, {}ingress: [{}]{egress}}}\n---\n",
+                if types.is_empty() { String::new() } else { format!("{types}, ") },
+                rules.join(", ")
+            ));
+        }
+        out
+    })
+}
+
+fn istio_policies() -> impl Strategy<Value = String> {
+    let source = pick(&[
+        "{principals: ['cluster.local/ns/ns1/sa/sa1']}",
+        "{principals: ['cluster.local/ns/ns2/*']}",
+        "{notPrincipals: ['*']}",
+        "{namespaces: [ns1]}",
+        "{notNamespaces: ['ns*']}",
+        "{serviceAccounts: [ns2/default, sa1]}",
+        "{ipBlocks: [10.0.0.0/30]}",
+        "{remoteIpBlocks: [192.0.2.0/24]}",
+        "{requestPrincipals: ['*']}",
+        "{trustDomains: [cluster.local]}",
+    ]);
+    let operation = pick(&[
+        "{methods: [GET]}",
+        "{notMethods: [POST]}",
+        "{paths: ['/api*']}",
+        "{paths: ['/api/{*}']}",
+        "{notPaths: [/admin]}",
+        "{ports: ['80']}",
+        "{notPorts: ['53']}",
+        "{hosts: ['*.example']}",
+    ]);
+    let when = pick(&[
+        "{key: 'request.headers[x-a]', values: [b]}",
+        "{key: source.ip, notValues: [10.0.0.4/31]}",
+        "{key: destination.port, values: ['80', '443']}",
+        "{key: source.namespace, values: [ns1]}",
+        "{key: connection.sni, values: ['*']}",
+    ]);
+    let rule = (
+        prop::collection::vec(source, 0..2),
+        prop::collection::vec(operation, 0..2),
+        prop::collection::vec(when, 0..2),
+    )
+        .prop_map(|(f, t, w)| {
+            let f: Vec<String> = f.iter().map(|s| format!("{{source: {s}}}")).collect();
+            let t: Vec<String> = t.iter().map(|o| format!("{{operation: {o}}}")).collect();
+            format!("{{from: [{}], to: [{}], when: [{}]}}", f.join(", "), t.join(", "), w.join(", "))
+        });
+    let policy = (
+        pick(&["i1", "i2"]),
+        pick(&["ns1", "ns2", "istio-system"]),
+        pick(&["ALLOW", "ALLOW", "DENY", "AUDIT"]),
+        pick(&["", "selector: {matchLabels: {app: a}}, "]),
+        prop::option::weighted(0.9, prop::collection::vec(rule, 0..3)),
+    );
+    prop::collection::vec(policy, 0..3).prop_map(|ps| {
+        let mut out = String::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (name, ns, action, sel, rules) in ps {
+            if !seen.insert((name, ns)) {
+                continue;
+            }
+            let rules = rules.map(|r| format!(", rules: [{}]", r.join(", "))).unwrap_or_default();
+            out.push_str(&format!(
+                "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{{sel}action: {action}{rules}}}\n---\n"
+            ));
+        }
+        out
+    })
+}
+
 fn tiers() -> impl Strategy<Value = String> {
     (pick(&[None, Some(10), Some(20)]), pick(&["Deny", "Pass"]), pick(&[None, Some(10), Some(2_000_000)]), pick(&["Deny", "Pass"]))
         .prop_map(|(o1, a1, o2, a2)| {
@@ -286,14 +390,23 @@ fn request() -> impl Strategy<Value = String> {
                 (_, None) => r#", "port": 443"#.to_string(),
             };
             let mut s = format!(
-                r#"{{"direction": "{direction}", "protocol": "{protocol}", "source": {{"ip": "{src}"{sport}{}}}, "destination": {{"ip": "{dst}"{dport}{}}}"#,
+                r#"{{"direction": "{direction}", "protocol": "{protocol}", "source": {{"ip": "{src}"{sport}{}{}}}, "destination": {{"ip": "{dst}"{dport}{}}}"#,
+                if sp == 11 { r#", "remote_ip": "192.0.2.77""# } else { "" },
                 principal(sp),
                 if dp >= 12 { principal(dp - 12) } else { String::new() }
             );
             if let Some((m, p)) = http
                 && protocol == "TCP"
             {
-                s.push_str(&format!(r#", "http": {{"method": "{m}", "path": "{p}"}}"#));
+                let extra = match sp % 4 {
+                    0 => r#", "host": "Api.EXAMPLE", "headers": {"X-A": "b"}"#,
+                    1 => r#", "host": "other.test""#,
+                    _ => "",
+                };
+                s.push_str(&format!(r#", "http": {{"method": "{m}", "path": "{p}"{extra}}}"#));
+                if dp % 3 == 0 {
+                    s.push_str(r#", "auth": {"principal": "https://issuer/x"}, "sni": "a.svc""#);
+                }
             }
             if protocol == "ICMP"
                 && let Some(i) = icmp
@@ -322,11 +435,19 @@ impl Coverage {
 fn compiled_equals_reference() {
     let cases: u32 = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
     let mut runner = TestRunner::new(PtConfig { cases, failure_persistence: None, ..PtConfig::default() });
-    let strategy =
-        (inventory(), pods(), tiers(), policies(), prop::collection::vec(request(), 24), any::<bool>(), any::<bool>());
+    let strategy = (
+        inventory(),
+        pods(),
+        tiers(),
+        (policies(), k8s_policies(), istio_policies()),
+        prop::collection::vec(request(), 24),
+        any::<bool>(),
+        any::<bool>(),
+    );
     let coverage = std::cell::RefCell::new(Coverage::default());
     let result = runner.run(&strategy, |(inv, pods, tiers, pols, requests, require, deny_default)| {
-        let bundle = format!("{inv}{pods}{tiers}{pols}");
+        let (pols, knps, iaps) = pols;
+        let bundle = format!("{inv}{pods}{tiers}{pols}{knps}{iaps}");
         let cfg = Config {
             require_peer_identity: require && deny_default,
             no_policy_action: if deny_default && !require { Action::Deny } else { Action::Allow },
@@ -378,6 +499,13 @@ fn compiled_equals_reference() {
             if fast.l7_pending {
                 cov.hit("l7_pending");
             }
+            if let Some(p) = fast.policy.and_then(|p| snap.bundle().policy(p)) {
+                cov.hit(match p.kind {
+                    palisade::model::PolicyKind::KubernetesNetworkPolicy => "policy:knp",
+                    palisade::model::PolicyKind::AuthorizationPolicy => "policy:iap",
+                    _ => "policy:calico",
+                });
+            }
             match fast.staged {
                 Some(Action::Allow) => cov.hit("staged:allow"),
                 Some(Action::Deny) => cov.hit("staged:deny"),
@@ -419,6 +547,9 @@ fn compiled_equals_reference() {
         "hit:pass-rule",
         "hit:log",
         "hit:profile",
+        "policy:knp",
+        "policy:iap",
+        "policy:calico",
     ];
     if cases >= 200 {
         for k in required {
