@@ -61,7 +61,7 @@ impl Net {
     fn tcp(&self, from: &str, to: &str, port: u16) -> bool {
         self.can(from, to, port, "TCP")
     }
-    fn from_ip(&self, src: &str, to: &str, port: u16, protocol: &str) -> bool {
+    fn external(&self, src: &str, to: &str, port: u16, protocol: &str) -> bool {
         let (tns, tp) = to.split_once('/').unwrap();
         let req = format!(
             r#"{{"protocol": "{protocol}", "source": {{"ip": "{src}"}}, "destination": {{"ip": "{}", "port": {port}}}}}"#,
@@ -143,7 +143,7 @@ fn k5_empty_namespace_selector_is_every_namespace() {
         }
     }
     // Network endpoints that are not pods are not selected by a namespaceSelector.
-    assert!(!n.from_ip("192.0.2.1", "x/a", 80, "TCP"));
+    assert!(!n.external("192.0.2.1", "x/a", 80, "TCP"));
 }
 
 #[test]
@@ -368,7 +368,7 @@ fn k24_allow_all_rule_wins_the_union() {
 fn k25_protocol_only_sctp() {
     let n = Net::new(&knp("x", "p", "  podSelector: {}\n  ingress: [{ports: [{protocol: SCTP}]}]"));
     assert!(n.can("y/a", "x/a", 103, "SCTP"));
-    assert!(n.from_ip("1.2.3.4", "x/a", 103, "SCTP"));
+    assert!(n.external("1.2.3.4", "x/a", 103, "SCTP"));
     assert!(!n.tcp("y/a", "x/a", 103));
 }
 
