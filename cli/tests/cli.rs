@@ -169,3 +169,30 @@ fn lint_reports_warnings_and_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("error: "), "errors go to stdout");
 }
+
+#[test]
+fn mesh_example_layers_three_kinds_of_policy() {
+    let out = palisade(&["decide", "--bundle", "examples/mesh", "--requests", "examples/mesh/requests.jsonl"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: Vec<(String, String, String)> = lines(&out)
+        .iter()
+        .map(|d| {
+            (
+                d["action"].as_str().unwrap().into(),
+                d["reason"].as_str().unwrap().into(),
+                d["policy"].as_str().unwrap_or("-").into(),
+            )
+        })
+        .collect();
+    let e = |a: &str, r: &str, p: &str| (a.to_string(), r.to_string(), p.to_string());
+    assert_eq!(
+        got,
+        vec![
+            e("allow", "rule", "knp:payments/pay-ingress"),
+            e("deny", "end_of_tier", "iap:payments/pay-allow"),
+            e("deny", "rule", "iap:istio-system/no-plaintext-payments"),
+            e("deny", "end_of_tier", "knp:payments/pay-ingress"),
+            e("allow", "rule", "gnp:health-checks"),
+        ]
+    );
+}
