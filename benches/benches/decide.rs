@@ -10,8 +10,11 @@ use palisade::{Config, Engine, Snapshot};
 use palisade_bench::{Cluster, Size};
 
 fn sizes() -> Vec<Size> {
-    let wanted = std::env::var("PALISADE_BENCH_SIZES").unwrap_or_else(|_| "small,medium,large".into());
-    [Size::SMALL, Size::MEDIUM, Size::LARGE].into_iter().filter(|s| wanted.split(',').any(|w| w == s.name)).collect()
+    let wanted = std::env::var("PALISADE_BENCH_SIZES").unwrap_or_else(|_| "small,medium,medium_mixed,large".into());
+    [Size::SMALL, Size::MEDIUM, Size::MEDIUM_MIXED, Size::LARGE]
+        .into_iter()
+        .filter(|s| wanted.split(',').any(|w| w == s.name))
+        .collect()
 }
 
 fn decide(c: &mut Criterion) {
@@ -33,12 +36,18 @@ fn decide(c: &mut Criterion) {
             let req = req.as_request();
             g.bench_function(name, |b| b.iter(|| engine.decide(black_box(&req))));
         }
+        for (name, req) in [("k8s_allow", &r.k8s_allow), ("istio_then_calico_allow", &r.istio_allow)] {
+            if let Some(req) = req {
+                let req = req.as_request();
+                g.bench_function(name, |b| b.iter(|| engine.decide(black_box(&req))));
+            }
+        }
         g.finish();
     }
 }
 
 fn load_and_compile(c: &mut Criterion) {
-    for size in sizes().into_iter().filter(|s| s.name != "large") {
+    for size in sizes().into_iter().filter(|s| s.name == "small" || s.name == "medium") {
         let cluster = Cluster::generate(&size);
         let cfg = Config::default();
         let mut g = c.benchmark_group(format!("load/{}", size.name));

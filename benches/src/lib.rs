@@ -35,18 +35,37 @@ pub struct Size {
     pub policies: usize,
     /// Tiers, counting `default` (3 or 5).
     pub tiers: usize,
+    /// Whether a third of the applications use Kubernetes NetworkPolicy and another third add
+    /// an Istio AuthorizationPolicy (ALLOW by caller identity) to their Calico policy.
+    pub mixed: bool,
 }
 
 impl Size {
     /// 50 pods, 10 policies.
     pub const SMALL: Size =
-        Size { name: "small", namespaces: 2, apps_per_namespace: 5, pods: 50, policies: 10, tiers: 3 };
+        Size { name: "small", namespaces: 2, apps_per_namespace: 5, pods: 50, policies: 10, tiers: 3, mixed: false };
     /// 5,000 pods, 1,000 policies, 3 tiers.
-    pub const MEDIUM: Size =
-        Size { name: "medium", namespaces: 50, apps_per_namespace: 20, pods: 5_000, policies: 1_000, tiers: 3 };
+    pub const MEDIUM: Size = Size {
+        name: "medium",
+        namespaces: 50,
+        apps_per_namespace: 20,
+        pods: 5_000,
+        policies: 1_000,
+        tiers: 3,
+        mixed: false,
+    };
+    /// The medium cluster with a share of Kubernetes and Istio policies.
+    pub const MEDIUM_MIXED: Size = Size { name: "medium_mixed", mixed: true, ..Size::MEDIUM };
     /// 100,000 pods, 10,000 policies, 5 tiers.
-    pub const LARGE: Size =
-        Size { name: "large", namespaces: 500, apps_per_namespace: 20, pods: 100_000, policies: 10_000, tiers: 5 };
+    pub const LARGE: Size = Size {
+        name: "large",
+        namespaces: 500,
+        apps_per_namespace: 20,
+        pods: 100_000,
+        policies: 10_000,
+        tiers: 5,
+        mixed: false,
+    };
 }
 
 /// Representative requests for a cluster.
@@ -64,6 +83,10 @@ pub struct Requests {
     pub stolen: OwnedRequest,
     /// Ingress only (one side), allowed.
     pub ingress_only: OwnedRequest,
+    /// In a mixed cluster: a call allowed by a Kubernetes NetworkPolicy.
+    pub k8s_allow: Option<OwnedRequest>,
+    /// In a mixed cluster: a call that passes an Istio ALLOW, then the Calico policy.
+    pub istio_allow: Option<OwnedRequest>,
 }
 
 /// A generated cluster: the bundle text and requests against it.
@@ -88,6 +111,11 @@ fn app_index(size: &Size, ns: usize, app: usize) -> usize {
 /// Index of the first pod of `(ns, app)`.
 fn first_pod(size: &Size, ns: usize, app: usize) -> usize {
     app_index(size, ns, app)
+}
+
+/// In a mixed cluster: 0 Calico only, 1 Kubernetes, 2 Istio ALLOW plus Calico.
+fn mix_kind(ns: usize, app: usize) -> usize {
+    (ns * 7 + app) % 3
 }
 
 /// Whether the app's default-tier policy uses an HTTP rule.
@@ -293,6 +321,36 @@ impl Cluster {
         while written < budget && i < apps {
             let (n, a) = (i / size.apps_per_namespace, i % size.apps_per_namespace);
             let caller = (a + 1) % size.apps_per_namespace;
+            if size.mixed && mix_kind(n, a) == 1 {
+                let _ = write!(
+                    y,
+                    "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: {}, namespace: {}}}\n\
+                     spec: {{podSelector: {{matchLabels: {{app: {}}}}}, policyTypes: [Ingress, Egress],\n  \
+                     ingress: [{{from: [{{podSelector: {{matchLabels: {{app: {}}}}}}}], ports: [{{port: http}}]}}],\n  \
+                     egress: [{{to: [{{podSelector: {{matchLabels: {{app: {}}}}}}}], ports: [{{port: 8080}}]}}, {{ports: [{{protocol: UDP}}]}}]}}\n---\n",
+                    app_name(a),
+                    ns_name(n),
+                    app_name(a),
+                    app_name(caller),
+                    app_name((a + size.apps_per_namespace - 1) % size.apps_per_namespace)
+                );
+                written += 1;
+                i += 1;
+                continue;
+            }
+            if size.mixed && mix_kind(n, a) == 2 {
+                let _ = write!(
+                    y,
+                    "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: {}, namespace: {}}}\n\
+                     spec: {{selector: {{matchLabels: {{app: {}}}}}, rules: [{{from: [{{source: {{principals: [cluster.local/ns/{}/sa/{}]}}}}], to: [{{operation: {{ports: ['8080']}}}}]}}]}}\n---\n",
+                    app_name(a),
+                    ns_name(n),
+                    app_name(a),
+                    ns_name(n),
+                    app_name(caller)
+                );
+                written += 1;
+            }
             let http = if has_http(n, a) {
                 format!(
                     ", http: {{methods: [GET, POST], paths: [{{prefix: /api/{}}}, {{exact: /healthz}}]}}",
@@ -325,7 +383,8 @@ impl Cluster {
         let pick = |want_http: bool| -> (usize, usize) {
             for n in 0..size.namespaces {
                 for a in 0..size.apps_per_namespace {
-                    if has_http(n, a) == want_http && app_index(size, n, a) < written {
+                    let calico_only = !size.mixed || mix_kind(n, a) == 0;
+                    if calico_only && has_http(n, a) == want_http && app_index(size, n, a) < written {
                         return (n, a);
                     }
                 }
@@ -351,7 +410,34 @@ impl Cluster {
             http_deny: request(&h_src, Some(&principal(hn, hc)), &h_dst, Some(("DELETE", "/admin")), "both"),
             stolen: request(&l4_src, Some(&principal(ln, la)), &l4_dst, None, "both"),
             ingress_only: request(&l4_src, Some(&principal(ln, lc)), &l4_dst, None, "ingress"),
+            k8s_allow: None,
+            istio_allow: None,
         };
+        let mut requests = requests;
+        if size.mixed {
+            let find = |kind: usize| {
+                (0..apps)
+                    .map(|k| (k / size.apps_per_namespace, k % size.apps_per_namespace))
+                    .find(|&(n, a)| mix_kind(n, a) == kind && !has_http(n, a) && app_index(size, n, a) < written)
+            };
+            for kind in [1, 2] {
+                if let Some((n, a)) = find(kind) {
+                    let c = (a + 1) % size.apps_per_namespace;
+                    let r = request(
+                        &pod_ip(first_pod(size, n, c)),
+                        Some(&principal(n, c)),
+                        &pod_ip(first_pod(size, n, a)),
+                        None,
+                        "both",
+                    );
+                    if kind == 1 {
+                        requests.k8s_allow = Some(r);
+                    } else {
+                        requests.istio_allow = Some(r);
+                    }
+                }
+            }
+        }
         Cluster { yaml: y, requests, policies: written }
     }
 }

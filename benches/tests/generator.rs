@@ -23,6 +23,19 @@ fn check(size: &Size) {
     assert_eq!(d(&r.http_deny).action, Action::Deny);
     assert_eq!(d(&r.stolen).reason, Reason::IdentityMismatch);
     assert_eq!(d(&r.ingress_only).action, Action::Allow);
+    if size.mixed {
+        let k = r.k8s_allow.as_ref().unwrap();
+        let i = r.istio_allow.as_ref().unwrap();
+        let (dk, di) = (d(k), d(i));
+        assert_eq!(dk.action, Action::Allow);
+        assert_eq!(di.action, Action::Allow);
+        let kind = |dec: &palisade::Decision| snap.bundle().policy(dec.policy.unwrap()).unwrap().kind;
+        assert_eq!(kind(&dk), palisade::model::PolicyKind::KubernetesNetworkPolicy);
+        let (_, trace) = snap.decide_traced(&i.as_request());
+        let ingress = trace.ingress.unwrap();
+        assert!(ingress.iter().any(|h| matches!(h.source, palisade::eval::HitSource::Policy { policy, .. }
+            if snap.bundle().policy(policy).unwrap().kind == palisade::model::PolicyKind::AuthorizationPolicy)));
+    }
 }
 
 #[test]
@@ -33,4 +46,9 @@ fn small_cluster_decides_as_assumed() {
 #[test]
 fn medium_cluster_decides_as_assumed() {
     check(&Size::MEDIUM);
+}
+
+#[test]
+fn mixed_cluster_decides_as_assumed() {
+    check(&Size::MEDIUM_MIXED);
 }
