@@ -16,6 +16,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "tests (unit, integration, doc)"
 cargo test --workspace
 
+step "C ABI: header in sync, tests static/shared/valgrind/ASan, the README example"
+./scripts/c-tests.sh
+
+step "benchmarks compile"
+cargo bench --workspace --no-run
+
 step "wasm32 build of the core"
 ./scripts/wasm-core.sh
 

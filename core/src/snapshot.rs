@@ -14,6 +14,8 @@ use crate::request::Request;
 #[derive(Debug)]
 pub struct Snapshot {
     program: Program,
+    /// `<kind>:[<ns>/]<name>` of every policy, by id (for borrowed names in the bindings).
+    policy_names: Vec<String>,
     bundle: Bundle,
     config: Config,
     generation: u64,
@@ -29,12 +31,23 @@ impl Snapshot {
     /// Compiles an already-loaded bundle.
     pub fn from_bundle(bundle: Bundle, config: &Config, generation: u64) -> Snapshot {
         let program = Program::compile(&bundle, config);
-        Snapshot { program, bundle, config: config.clone(), generation }
+        let policy_names = bundle.policies.iter().map(|p| p.display_name()).collect();
+        Snapshot { program, policy_names, bundle, config: config.clone(), generation }
     }
 
     /// The model this snapshot was compiled from.
     pub fn bundle(&self) -> &Bundle {
         &self.bundle
+    }
+
+    /// The name of policy `id` (`<kind>:[<ns>/]<name>`), as decisions report it.
+    pub fn policy_name(&self, id: impl Into<Option<crate::model::PolicyId>>) -> Option<&str> {
+        id.into().and_then(|i| self.policy_names.get(i as usize)).map(String::as_str)
+    }
+
+    /// The name of tier `id`.
+    pub fn tier_name(&self, id: impl Into<Option<crate::model::TierId>>) -> Option<&str> {
+        id.into().and_then(|i| self.bundle.tier(i)).map(|t| t.name.as_str())
     }
 
     /// The configuration it decides with.

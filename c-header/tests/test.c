@@ -1,0 +1,240 @@
+/* Tests of the C ABI: load errors, allow, deny, the stolen certificate, explain, bad input,
+ * and concurrent decisions from several threads while another thread reloads.
+ * Run from the repository root (it reads examples/shop). Ends with "N passed, M failed". */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "palisade.h"
+
+static int passed = 0, failed = 0;
+
+#define CHECK(cond, ...)                                   \
+    do {                                                   \
+        if (cond) {                                        \
+            passed++;                                      \
+        } else {                                           \
+            failed++;                                      \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+            fprintf(stderr, __VA_ARGS__);                  \
+            fprintf(stderr, "\n");                         \
+        }                                                  \
+    } while (0)
+
+static palisade_str str(const char *s) {
+    palisade_str r = {s, s ? strlen(s) : 0};
+    return r;
+}
+
+static palisade_ip ip4(unsigned a, unsigned b, unsigned c, unsigned d) {
+    palisade_ip ip;
+    memset(&ip, 0, sizeof ip);
+    ip.family = 4;
+    ip.addr[0] = (uint8_t)a;
+    ip.addr[1] = (uint8_t)b;
+    ip.addr[2] = (uint8_t)c;
+    ip.addr[3] = (uint8_t)d;
+    return ip;
+}
+
+static palisade_request tcp(palisade_ip src, const char *principal, palisade_ip dst, int port) {
+    palisade_request r;
+    memset(&r, 0, sizeof r);
+    r.direction = PALISADE_DIRECTION_BOTH;
+    r.protocol = 6;
+    r.src_ip = src;
+    r.src_port = -1;
+    r.src_principal = str(principal);
+    r.dst_ip = dst;
+    r.dst_port = port;
+    r.icmp_type = -1;
+    r.icmp_code = -1;
+    return r;
+}
+
+static int name_is(const char *p, size_t len, const char *want) {
+    return p != NULL && len == strlen(want) && memcmp(p, want, len) == 0;
+}
+
+/* Two bundles that differ in one verdict, for the reload test. */
+static const char *ALLOW_BUNDLE =
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: n}\nstatus: {podIP: 10.0.0.1}\n---\n"
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: b, namespace: n}\nstatus: {podIP: 10.0.0.2}\n---\n"
+    "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: p}\n"
+    "spec: {ingress: [{action: Allow, protocol: TCP}]}\n";
+static const char *DENY_BUNDLE =
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: n}\nstatus: {podIP: 10.0.0.1}\n---\n"
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: b, namespace: n}\nstatus: {podIP: 10.0.0.2}\n---\n"
+    "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: p}\n"
+    "spec: {ingress: [{action: Deny, protocol: TCP}]}\n";
+
+struct shared {
+    palisade_engine *engine;
+    volatile int stop;
+    long decisions;
+    long wrong;
+};
+
+static void *reader(void *arg) {
+    struct shared *s = arg;
+    palisade_request req = tcp(ip4(10, 0, 0, 1), NULL, ip4(10, 0, 0, 2), 80);
+    long n = 0, wrong = 0;
+    while (!s->stop) {
+        palisade_snapshot *snap = palisade_engine_snapshot(s->engine);
+        palisade_decision d;
+        palisade_status st = palisade_decide(snap, &req, &d);
+        /* Odd generations load ALLOW_BUNDLE, even ones DENY_BUNDLE. */
+        uint64_t g = palisade_snapshot_generation(snap);
+        palisade_action want = (g % 2 == 1) ? PALISADE_ACTION_ALLOW : PALISADE_ACTION_DENY;
+        size_t len = 0;
+        const char *policy = palisade_decision_policy(snap, &d, &len);
+        if (st != PALISADE_STATUS_OK || d.generation != g || d.action != want || !name_is(policy, len, "gnp:p")) {
+            wrong++;
+        }
+        palisade_snapshot_release(snap);
+        n++;
+    }
+    __atomic_add_fetch(&s->decisions, n, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&s->wrong, wrong, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+int main(void) {
+    CHECK(palisade_version() != NULL && strlen(palisade_version()) > 0, "version");
+
+    palisade_error *err = NULL;
+    palisade_engine *engine = palisade_engine_new(NULL, &err);
+    CHECK(engine != NULL && err == NULL, "engine_new");
+
+    /* Nothing loaded: deny, no_bundle. */
+    palisade_request req = tcp(ip4(10, 1, 0, 5), NULL, ip4(10, 1, 0, 9), 8080);
+    palisade_decision d;
+    CHECK(palisade_engine_decide(engine, &req, &d) == PALISADE_STATUS_NO_BUNDLE, "no bundle status");
+    CHECK(d.action == PALISADE_ACTION_DENY && d.reason == PALISADE_REASON_NO_BUNDLE, "no bundle deny");
+    CHECK(palisade_engine_snapshot(engine) == NULL, "no snapshot yet");
+
+    /* A bad bundle: typed, located error. */
+    const char *bad = "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec: {selector: \"((\"}\n";
+    CHECK(palisade_engine_load(engine, bad, strlen(bad), &err) == PALISADE_STATUS_BUNDLE, "bad bundle status");
+    CHECK(err != NULL && strstr(palisade_error_message(err), "spec.selector") != NULL, "error message: %s",
+          err ? palisade_error_message(err) : "(none)");
+    const char *file = NULL, *object = NULL, *field = NULL;
+    int64_t doc = -2;
+    palisade_error_location(err, &file, &object, &field, &doc);
+    CHECK(object && strcmp(object, "GlobalNetworkPolicy p") == 0, "error object");
+    CHECK(field && strcmp(field, "spec.selector") == 0 && doc == 0, "error field/document");
+    CHECK(strcmp(palisade_error_kind(err), "invalid") == 0, "error kind %s", palisade_error_kind(err));
+    palisade_error_free(err);
+    err = NULL;
+
+    /* Invalid UTF-8 and NULL arguments are errors, not crashes. */
+    const char bad_utf8[] = {'a', (char)0xff, 'b'};
+    CHECK(palisade_engine_load(engine, bad_utf8, sizeof bad_utf8, &err) == PALISADE_STATUS_INVALID_UTF8, "utf8 load");
+    palisade_error_free(err);
+    err = NULL;
+    CHECK(palisade_engine_load(NULL, "x", 1, NULL) == PALISADE_STATUS_NULL_ARGUMENT, "null engine");
+    CHECK(palisade_decide(NULL, &req, &d) == PALISADE_STATUS_NO_BUNDLE && d.action == PALISADE_ACTION_DENY, "null snapshot");
+    CHECK(palisade_engine_decide(engine, NULL, &d) == PALISADE_STATUS_NULL_ARGUMENT && d.action == PALISADE_ACTION_DENY,
+          "null request");
+
+    /* The shop example. */
+    const char *paths[] = {"examples/shop"};
+    CHECK(palisade_engine_load_paths(engine, paths, 1, &err) == PALISADE_STATUS_OK, "load shop: %s",
+          err ? palisade_error_message(err) : "");
+    palisade_snapshot *snap = palisade_engine_snapshot(engine);
+    CHECK(snap != NULL && palisade_snapshot_generation(snap) == 1, "pinned generation 1");
+
+    /* Allow: frontend -> cart, GET /api/cart/42, frontend's certificate. */
+    req = tcp(ip4(10, 1, 0, 5), "spiffe://cluster.local/ns/shop/sa/frontend", ip4(10, 1, 0, 9), 8080);
+    palisade_header headers[1] = {{str("x-request-id"), str("42")}};
+    req.has_http = true;
+    req.method = str("GET");
+    req.path = str("/api/cart/42");
+    req.headers = headers;
+    req.header_count = 1;
+    CHECK(palisade_decide(snap, &req, &d) == PALISADE_STATUS_OK, "decide allow");
+    CHECK(d.action == PALISADE_ACTION_ALLOW && d.reason == PALISADE_REASON_RULE && d.side == 1 && d.rule == 0, "allow");
+    size_t len = 0;
+    const char *tier = palisade_decision_tier(snap, &d, &len);
+    CHECK(name_is(tier, len, "default"), "tier name");
+    const char *policy = palisade_decision_policy(snap, &d, &len);
+    CHECK(name_is(policy, len, "np:shop/cart-api"), "policy name");
+
+    /* Without HTTP attributes: allowed with l7_pending. */
+    req.has_http = false;
+    CHECK(palisade_decide(snap, &req, &d) == PALISADE_STATUS_OK && d.l7_pending, "l7_pending");
+
+    /* Deny by the security tier: the quarantined pod. */
+    req = tcp(ip4(10, 1, 0, 66), NULL, ip4(10, 1, 0, 9), 8080);
+    CHECK(palisade_decide(snap, &req, &d) == PALISADE_STATUS_OK, "decide deny");
+    policy = palisade_decision_policy(snap, &d, &len);
+    CHECK(d.action == PALISADE_ACTION_DENY && d.reason == PALISADE_REASON_RULE && name_is(policy, len, "gnp:block-quarantine"),
+          "quarantine deny");
+
+    /* The stolen certificate: payments' identity from the frontend's IP. */
+    req = tcp(ip4(10, 1, 0, 5), "spiffe://cluster.local/ns/payments/sa/payments", ip4(10, 2, 0, 7), 8443);
+    CHECK(palisade_decide(snap, &req, &d) == PALISADE_STATUS_OK, "decide stolen");
+    CHECK(d.action == PALISADE_ACTION_DENY && d.reason == PALISADE_REASON_IDENTITY_MISMATCH && d.peer == 1, "stolen cert");
+    CHECK(palisade_decision_policy(snap, &d, &len) == NULL, "no policy for identity reasons");
+
+    /* Explain: owned JSON. */
+    char *json = NULL;
+    CHECK(palisade_explain_json(snap, &req, &json, &err) == PALISADE_STATUS_OK && json != NULL, "explain");
+    CHECK(json && strstr(json, "\"reason\":\"identity_mismatch\"") != NULL, "explain json: %s", json ? json : "");
+    palisade_string_free(json);
+
+    /* Bad request fields: a deny with an error status. */
+    const char bad_principal[] = {'s', 'p', (char)0xc3};
+    req.src_principal.ptr = bad_principal;
+    req.src_principal.len = sizeof bad_principal;
+    CHECK(palisade_decide(snap, &req, &d) == PALISADE_STATUS_INVALID_UTF8 && d.action == PALISADE_ACTION_DENY, "bad utf8");
+    req = tcp(ip4(10, 1, 0, 5), NULL, ip4(10, 1, 0, 9), 8080);
+    req.dst_ip.family = 5;
+    CHECK(palisade_decide(snap, &req, &d) == PALISADE_STATUS_INVALID_ARGUMENT && d.action == PALISADE_ACTION_DENY, "family");
+    req = tcp(ip4(10, 1, 0, 5), NULL, ip4(10, 1, 0, 9), 70000);
+    CHECK(palisade_decide(snap, &req, &d) == PALISADE_STATUS_INVALID_ARGUMENT && d.action == PALISADE_ACTION_DENY, "port");
+    req = tcp(ip4(10, 1, 0, 5), NULL, ip4(10, 1, 0, 9), -1);
+    CHECK(palisade_decide(snap, &req, &d) == PALISADE_STATUS_OK && d.reason == PALISADE_REASON_INVALID_REQUEST,
+          "missing TCP port is an invalid request");
+    req = tcp(ip4(10, 1, 0, 5), NULL, ip4(10, 1, 0, 9), 8080);
+    req.direction = 9;
+    CHECK(palisade_decide(snap, &req, &d) == PALISADE_STATUS_INVALID_ARGUMENT && d.action == PALISADE_ACTION_DENY, "direction");
+
+    /* A failed load leaves the pinned and the current snapshot serving. */
+    CHECK(palisade_engine_load(engine, bad, strlen(bad), NULL) == PALISADE_STATUS_BUNDLE, "bad reload");
+    palisade_snapshot *again = palisade_engine_snapshot(engine);
+    CHECK(palisade_snapshot_generation(again) == 1, "still generation 1");
+    palisade_snapshot_release(again);
+    palisade_snapshot_release(snap);
+    palisade_engine_free(engine);
+
+    /* Concurrent decisions while another thread reloads. */
+    struct shared s = {0};
+    palisade_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.trust_domain = str("cluster.local");
+    s.engine = palisade_engine_new(&cfg, NULL);
+    CHECK(palisade_engine_load(s.engine, ALLOW_BUNDLE, strlen(ALLOW_BUNDLE), NULL) == PALISADE_STATUS_OK, "first load");
+    pthread_t threads[4];
+    for (int i = 0; i < 4; i++) {
+        pthread_create(&threads[i], NULL, reader, &s);
+    }
+    int reloads = 0;
+    for (int i = 0; i < 200; i++) {
+        const char *b = (i % 2 == 0) ? DENY_BUNDLE : ALLOW_BUNDLE;
+        if (palisade_engine_load(s.engine, b, strlen(b), NULL) == PALISADE_STATUS_OK) {
+            reloads++;
+        }
+    }
+    s.stop = 1;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(threads[i], NULL);
+    }
+    CHECK(reloads == 200, "reloads %d", reloads);
+    CHECK(s.decisions > 0 && s.wrong == 0, "%ld decisions, %ld wrong", s.decisions, s.wrong);
+    palisade_engine_free(s.engine);
+
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
