@@ -46,6 +46,27 @@ fn decide(c: &mut Criterion) {
     }
 }
 
+/// The shop example's requests, the same ones `c-header/bench/bench.c` times through the C ABI.
+fn shop(c: &mut Criterion) {
+    let engine = Engine::new(Config::default());
+    engine.load_paths(&[concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/shop")]).unwrap();
+    let l4 = palisade::OwnedRequest::from_json(
+        r#"{"source": {"ip": "10.1.0.5", "principal": "spiffe://cluster.local/ns/shop/sa/frontend"}, "destination": {"ip": "10.1.0.9", "port": 8080}}"#,
+    )
+    .unwrap();
+    let http = palisade::OwnedRequest::from_json(
+        r#"{"source": {"ip": "10.1.0.5", "principal": "spiffe://cluster.local/ns/shop/sa/frontend"}, "destination": {"ip": "10.1.0.9", "port": 8080}, "http": {"method": "GET", "path": "/api/cart/42"}}"#,
+    )
+    .unwrap();
+    let snap = engine.snapshot().unwrap();
+    let mut g = c.benchmark_group("decide/shop");
+    for (name, req) in [("l4_allow", &l4), ("http_allow", &http)] {
+        let req = req.as_request();
+        g.bench_function(name, |b| b.iter(|| snap.decide(black_box(&req))));
+    }
+    g.finish();
+}
+
 fn load_and_compile(c: &mut Criterion) {
     for size in sizes().into_iter().filter(|s| s.name == "small" || s.name == "medium") {
         let cluster = Cluster::generate(&size);
@@ -66,5 +87,5 @@ fn load_and_compile(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, decide, load_and_compile);
+criterion_group!(benches, shop, decide, load_and_compile);
 criterion_main!(benches);

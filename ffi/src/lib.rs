@@ -528,6 +528,77 @@ pub unsafe extern "C" fn palisade_snapshot_generation(snapshot: *const palisade_
 /// Translates the C request and calls `f` with it. Strings are validated; up to 32 headers
 /// and 16 audiences are held on the stack (more allocate).
 unsafe fn with_request<R>(req: &palisade_request, f: impl FnOnce(&Request<'_>) -> R) -> Result<R, palisade_status> {
+    let raw_headers: &[palisade_header] = if req.header_count == 0 {
+        &[]
+    } else if req.headers.is_null() {
+        return Err(palisade_status::NullArgument);
+    } else {
+        // SAFETY: `headers` holds `header_count` entries.
+        unsafe { std::slice::from_raw_parts(req.headers, req.header_count) }
+    };
+    let raw_audiences: &[palisade_str] = if req.audience_count == 0 {
+        &[]
+    } else if req.audiences.is_null() {
+        return Err(palisade_status::NullArgument);
+    } else {
+        // SAFETY: `audiences` holds `audience_count` entries.
+        unsafe { std::slice::from_raw_parts(req.audiences, req.audience_count) }
+    };
+    with_pairs(raw_headers, |headers| with_strs(raw_audiences, |audiences| build(req, headers, audiences, f)))
+}
+
+/// Validates header pairs into a stack buffer (up to 32; more allocate) and calls `k`.
+fn with_pairs<T>(
+    raw: &[palisade_header],
+    k: impl FnOnce(&[(&str, &str)]) -> Result<T, palisade_status>,
+) -> Result<T, palisade_status> {
+    let pair = |h: &palisade_header| -> Result<(&str, &str), palisade_status> {
+        // SAFETY: the caller's strings are readable for the call.
+        Ok(unsafe { (read_str(h.name)?.unwrap_or(""), read_str(h.value)?.unwrap_or("")) })
+    };
+    if raw.is_empty() {
+        return k(&[]);
+    }
+    if raw.len() <= 32 {
+        let mut buf: [(&str, &str); 32] = [("", ""); 32];
+        for (slot, h) in buf.iter_mut().zip(raw) {
+            *slot = pair(h)?;
+        }
+        return k(&buf[..raw.len()]);
+    }
+    let v = raw.iter().map(pair).collect::<Result<Vec<_>, _>>()?;
+    k(&v)
+}
+
+/// Validates strings into a stack buffer (up to 16; more allocate) and calls `k`.
+fn with_strs<T>(
+    raw: &[palisade_str],
+    k: impl FnOnce(&[&str]) -> Result<T, palisade_status>,
+) -> Result<T, palisade_status> {
+    // SAFETY: the caller's strings are readable for the call.
+    let one = |x: &palisade_str| -> Result<&str, palisade_status> { Ok(unsafe { read_str(*x)? }.unwrap_or("")) };
+    if raw.is_empty() {
+        return k(&[]);
+    }
+    if raw.len() <= 16 {
+        let mut buf: [&str; 16] = [""; 16];
+        for (slot, x) in buf.iter_mut().zip(raw) {
+            *slot = one(x)?;
+        }
+        return k(&buf[..raw.len()]);
+    }
+    let v = raw.iter().map(one).collect::<Result<Vec<_>, _>>()?;
+    k(&v)
+}
+
+/// Builds the core request from validated parts and calls `f`.
+fn build<R>(
+    req: &palisade_request,
+    headers: &[(&str, &str)],
+    audiences: &[&str],
+    f: impl FnOnce(&Request<'_>) -> R,
+) -> Result<R, palisade_status> {
+    // SAFETY: the caller's strings are readable for the call.
     let s = |x| unsafe { read_str(x) };
     let port = |p: i32| -> Result<Option<u16>, palisade_status> {
         match p {
@@ -550,47 +621,6 @@ unsafe fn with_request<R>(req: &palisade_request, f: impl FnOnce(&Request<'_>) -
         (t @ 0..=255, -1) => Some(Icmp { icmp_type: t as u8, code: None }),
         (t @ 0..=255, c @ 0..=255) => Some(Icmp { icmp_type: t as u8, code: Some(c as u8) }),
         _ => return Err(palisade_status::InvalidArgument),
-    };
-    let mut header_buf: [(&str, &str); 32] = [("", ""); 32];
-    let header_vec: Vec<(&str, &str)>;
-    let headers: &[(&str, &str)] = if req.header_count == 0 {
-        &[]
-    } else {
-        if req.headers.is_null() {
-            return Err(palisade_status::NullArgument);
-        }
-        // SAFETY: `headers` holds `header_count` entries.
-        let raw = unsafe { std::slice::from_raw_parts(req.headers, req.header_count) };
-        let mut pairs = raw.iter().map(|h| Ok((s(h.name)?.unwrap_or(""), s(h.value)?.unwrap_or(""))));
-        if raw.len() <= header_buf.len() {
-            for slot in header_buf.iter_mut().take(raw.len()) {
-                *slot = pairs.next().unwrap_or(Ok(("", "")))?;
-            }
-            &header_buf[..raw.len()]
-        } else {
-            header_vec = pairs.collect::<Result<_, palisade_status>>()?;
-            &header_vec
-        }
-    };
-    let mut aud_buf: [&str; 16] = [""; 16];
-    let aud_vec: Vec<&str>;
-    let audiences: &[&str] = if req.audience_count == 0 {
-        &[]
-    } else {
-        if req.audiences.is_null() {
-            return Err(palisade_status::NullArgument);
-        }
-        // SAFETY: `audiences` holds `audience_count` entries.
-        let raw = unsafe { std::slice::from_raw_parts(req.audiences, req.audience_count) };
-        if raw.len() <= aud_buf.len() {
-            for (slot, a) in aud_buf.iter_mut().zip(raw) {
-                *slot = s(*a)?.unwrap_or("");
-            }
-            &aud_buf[..raw.len()]
-        } else {
-            aud_vec = raw.iter().map(|a| Ok(s(*a)?.unwrap_or(""))).collect::<Result<_, palisade_status>>()?;
-            &aud_vec
-        }
     };
     let claims_text = s(req.claims_json)?;
     let claims: Option<serde_json::Value> = match claims_text {
