@@ -68,6 +68,7 @@ impl Config {
         }
         let mut options = serde_saphyr::Options::default();
         options.strict_booleans = true;
+        options.with_snippet = false;
         let value: serde_json::Value = serde_saphyr::from_str_with_options(text, options)
             .map_err(|e| ConfigError { field: "-".into(), message: e.to_string() })?;
         if value.is_null() {

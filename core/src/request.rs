@@ -374,7 +374,10 @@ impl OwnedRequest {
         let mut de = serde_json::Deserializer::from_str(text);
         let raw: JsonRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
-            RequestError::new(if path == "." { "-".to_string() } else { path }, e.into_inner().to_string())
+            RequestError::new(
+                if path == "." || path == "?" { "-".to_string() } else { path },
+                e.into_inner().to_string(),
+            )
         })?;
         de.end().map_err(|e| RequestError::new("-", e.to_string()))?;
         Self::from_raw(raw)

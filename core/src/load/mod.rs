@@ -80,6 +80,8 @@ fn yaml_options(config: &Config) -> serde_saphyr::Options {
     options.budget = Some(budget);
     // YAML 1.2 booleans only: `n`, `no`, `on` stay strings (a namespace named `n`).
     options.strict_booleans = true;
+    // One-line messages (the location is in the text): errors travel through the bindings.
+    options.with_snippet = false;
     options.alias_limits.max_total_replayed_events = 100_000;
     options.alias_limits.max_alias_expansions_per_anchor = 1_000;
     options

@@ -213,9 +213,17 @@ pub(crate) fn classify(docs: Vec<Doc>) -> Result<Objects, LoadError> {
         let meta: RawMeta = match doc.value.get("metadata") {
             Some(m) => serde_path_to_error::deserialize(m.clone()).map_err(|e| {
                 let path = e.path().to_string();
+                let name = m.get("name").and_then(Value::as_str);
+                let ns = m.get("namespace").and_then(Value::as_str);
+                let object = match (ns, name) {
+                    (Some(ns), Some(n)) => format!("{kind} {ns}/{n}"),
+                    (None, Some(n)) => format!("{kind} {n}"),
+                    _ => kind.clone(),
+                };
                 doc.err(
                     LoadError::new(LoadErrorKind::Schema, e.into_inner().to_string())
-                        .at_field(format!("metadata.{path}")),
+                        .at_field(format!("metadata.{path}"))
+                        .in_object(object),
                 )
             })?,
             None => RawMeta::default(),
