@@ -19,6 +19,9 @@ cargo test --workspace
 step "C ABI: header in sync, tests static/shared/valgrind/ASan, the README example"
 ./scripts/c-tests.sh
 
+step "Python package: pip install ./python in a fresh virtualenv, pytest"
+./scripts/python-tests.sh
+
 step "fuzz smoke (about 30 s per target)"
 ./scripts/fuzz.sh smoke
 

@@ -1,0 +1,470 @@
+//! `palisade._palisade`: the native module behind the `palisade` Python package. It only
+//! translates types and errors; every behaviour is the core crate's.
+
+use std::sync::Arc;
+
+use palisade_core::eval::Trace;
+use palisade_core::explain::decision_json;
+use palisade_core::{Config, Decision as CoreDecision, Engine as CoreEngine, LoadError, OwnedRequest, Snapshot};
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use serde_json::Value;
+
+create_exception!(_palisade, PalisadeError, PyException, "Base class of every Palisade error.");
+create_exception!(_palisade, BundleError, PalisadeError, "A bundle could not be loaded (nothing changed).");
+create_exception!(_palisade, ConfigError, PalisadeError, "A configuration is invalid.");
+create_exception!(_palisade, RequestError, PalisadeError, "A request cannot be parsed (strict mode).");
+
+fn bundle_error(py: Python<'_>, e: &LoadError) -> PyErr {
+    let err = BundleError::new_err(e.to_string());
+    let v = err.value(py);
+    let _ = v.setattr("kind", e.kind.as_str());
+    let _ = v.setattr("file", if e.file.is_empty() { None } else { Some(e.file.clone()) });
+    let _ = v.setattr("document", e.document);
+    let _ = v.setattr("object", e.object.clone());
+    let _ = v.setattr("field", e.field.clone());
+    let _ = v.setattr("message", e.message.clone());
+    err
+}
+
+fn request_error(py: Python<'_>, e: &palisade_core::RequestError) -> PyErr {
+    let err = RequestError::new_err(e.to_string());
+    let v = err.value(py);
+    let _ = v.setattr("field", e.field.clone());
+    let _ = v.setattr("message", e.message.clone());
+    err
+}
+
+/// Converts a Python value (dict, list, str, int, float, bool, None) to JSON.
+fn to_json(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
+    if depth > 32 {
+        return Err(RequestError::new_err("the request nests too deeply"));
+    }
+    if obj.is_none() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if obj.cast::<PyInt>().is_ok() {
+        if let Ok(i) = obj.extract::<i64>() {
+            return Ok(Value::from(i));
+        }
+        return Ok(Value::from(obj.extract::<u64>().unwrap_or(u64::MAX)));
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return Ok(serde_json::Number::from_f64(f.value()).map(Value::Number).unwrap_or(Value::Null));
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(Value::String(s.extract::<String>()?));
+    }
+    if let Ok(d) = obj.cast::<PyDict>() {
+        let mut m = serde_json::Map::new();
+        for (k, v) in d.iter() {
+            let key: String = k.extract().map_err(|_| RequestError::new_err("dictionary keys must be strings"))?;
+            m.insert(key, to_json(&v, depth + 1)?);
+        }
+        return Ok(Value::Object(m));
+    }
+    if let Ok(l) = obj.cast::<PyList>() {
+        return l.iter().map(|v| to_json(&v, depth + 1)).collect::<PyResult<Vec<_>>>().map(Value::Array);
+    }
+    if let Ok(t) = obj.cast::<PyTuple>() {
+        return t.iter().map(|v| to_json(&v, depth + 1)).collect::<PyResult<Vec<_>>>().map(Value::Array);
+    }
+    Err(RequestError::new_err(format!("cannot use a {} in a request", obj.get_type().name()?)))
+}
+
+/// Maps the keyword form (`src_ip=`, `dst_port=`, `principal=`, `method=` ...) to the JSON form.
+fn from_keywords(kw: &Bound<'_, PyDict>) -> PyResult<Value> {
+    let mut root = serde_json::Map::new();
+    let mut source = serde_json::Map::new();
+    let mut destination = serde_json::Map::new();
+    let mut http = serde_json::Map::new();
+    let mut icmp = serde_json::Map::new();
+    for (k, v) in kw.iter() {
+        let key: String = k.extract()?;
+        let value = to_json(&v, 0)?;
+        let (map, name): (&mut serde_json::Map<String, Value>, &str) = match key.as_str() {
+            "src_ip" => (&mut source, "ip"),
+            "src_port" => (&mut source, "port"),
+            "principal" | "src_principal" => (&mut source, "principal"),
+            "remote_ip" => (&mut source, "remote_ip"),
+            "dst_ip" => (&mut destination, "ip"),
+            "dst_port" => (&mut destination, "port"),
+            "dst_principal" => (&mut destination, "principal"),
+            "method" | "path" | "host" | "headers" => (&mut http, key.as_str()),
+            "icmp_type" => (&mut icmp, "type"),
+            "icmp_code" => (&mut icmp, "code"),
+            "direction" | "protocol" | "sni" | "auth" => (&mut root, key.as_str()),
+            other => {
+                // An unknown keyword is an unknown field: refuse rather than drop it.
+                root.insert(other.to_string(), value);
+                continue;
+            }
+        };
+        map.insert(name.to_string(), value);
+    }
+    root.insert("source".into(), Value::Object(source));
+    root.insert("destination".into(), Value::Object(destination));
+    if !http.is_empty() {
+        root.insert("http".into(), Value::Object(http));
+    }
+    if !icmp.is_empty() {
+        root.insert("icmp".into(), Value::Object(icmp));
+    }
+    Ok(Value::Object(root))
+}
+
+/// A parsed request, reusable across decisions (build once, decide many times).
+#[pyclass(frozen, module = "palisade._palisade")]
+struct Request {
+    inner: OwnedRequest,
+}
+
+#[pymethods]
+impl Request {
+    /// Builds a request from a dict in the SPEC 7 shape and/or keyword arguments.
+    #[new]
+    #[pyo3(signature = (request=None, **kwargs))]
+    fn new(py: Python<'_>, request: Option<&Bound<'_, PyAny>>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        parse(py, request, kwargs).map(|inner| Request { inner })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Request({:?} -> {:?})", self.inner.source.0, self.inner.destination.0)
+    }
+}
+
+fn parse(
+    py: Python<'_>,
+    request: Option<&Bound<'_, PyAny>>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<OwnedRequest> {
+    let value = match (request, kwargs) {
+        (Some(r), None) => to_json(r, 0)?,
+        (None, Some(kw)) => from_keywords(kw)?,
+        (None, None) => return Err(RequestError::new_err("a request (dict) or keyword arguments are required")),
+        (Some(_), Some(_)) => return Err(RequestError::new_err("give a request dict or keyword arguments, not both")),
+    };
+    OwnedRequest::from_value(value).map_err(|e| request_error(py, &e))
+}
+
+/// A decision: immutable. Names and the trace are read from the snapshot that decided.
+#[pyclass(frozen, module = "palisade._palisade")]
+struct Decision {
+    d: CoreDecision,
+    snapshot: Option<Arc<Snapshot>>,
+    trace: Option<Trace>,
+}
+
+impl Decision {
+    fn json(&self) -> Value {
+        decision_json(self.snapshot.as_deref().map(|s| s.bundle()), &self.d, &self.trace.clone().unwrap_or_default())
+    }
+}
+
+#[pymethods]
+impl Decision {
+    /// `"allow"` or `"deny"`.
+    #[getter]
+    fn action(&self) -> &'static str {
+        self.d.action.as_str()
+    }
+    /// Whether the action is allow.
+    #[getter]
+    fn allowed(&self) -> bool {
+        self.d.allowed()
+    }
+    /// The reason (`rule`, `end_of_tier`, `no_policy`, `identity_mismatch`, ...).
+    #[getter]
+    fn reason(&self) -> &'static str {
+        self.d.reason.as_str()
+    }
+    /// `"ingress"`, `"egress"` or None.
+    #[getter]
+    fn side(&self) -> Option<&'static str> {
+        self.d.side.map(|s| s.as_str())
+    }
+    /// `"source"` or `"destination"` for identity reasons.
+    #[getter]
+    fn peer(&self) -> Option<&'static str> {
+        self.d.peer.map(|p| p.as_str())
+    }
+    /// The deciding tier's name.
+    #[getter]
+    fn tier(&self) -> Option<String> {
+        self.snapshot.as_ref().and_then(|s| s.tier_name(self.d.tier)).map(str::to_string)
+    }
+    /// The deciding policy as `<kind>:[<ns>/]<name>`.
+    #[getter]
+    fn policy(&self) -> Option<String> {
+        self.snapshot.as_ref().and_then(|s| s.policy_name(self.d.policy)).map(str::to_string)
+    }
+    /// The rule index (-1 for an end-of-tier action).
+    #[getter]
+    fn rule(&self) -> Option<i32> {
+        self.d.rule
+    }
+    /// Whether the proxy must decide again with the HTTP attributes.
+    #[getter]
+    fn l7_pending(&self) -> bool {
+        self.d.l7_pending
+    }
+    /// The staged verdict, or None.
+    #[getter]
+    fn staged(&self) -> Option<&'static str> {
+        self.d.staged.map(|a| a.as_str())
+    }
+    /// The snapshot generation that decided.
+    #[getter]
+    fn generation(&self) -> u64 {
+        self.d.generation
+    }
+    /// Why an invalid request was refused.
+    #[getter]
+    fn detail(&self) -> Option<&'static str> {
+        self.d.detail
+    }
+    /// The Calico-format trace (`{"ingress": [...], "egress": [...]}`), or None when it was
+    /// not recorded (`decide_many`).
+    #[getter]
+    fn trace<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if self.trace.is_none() {
+            return Ok(None);
+        }
+        let v = self.json();
+        json_to_py(py, v.get("trace").unwrap_or(&Value::Null)).map(Some)
+    }
+    /// The decision as the SPEC 7 dict (the CLI's JSON).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json_to_py(py, &self.json())
+    }
+    fn __repr__(&self) -> String {
+        format!("Decision(action={:?}, reason={:?}, policy={:?})", self.action(), self.reason(), self.policy())
+    }
+    fn __bool__(&self) -> bool {
+        self.d.allowed()
+    }
+}
+
+fn json_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => i.into_pyobject(py)?.into_any(),
+            None => n.as_f64().unwrap_or(0.0).into_pyobject(py)?.into_any(),
+        },
+        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::Array(a) => {
+            let l = PyList::empty(py);
+            for x in a {
+                l.append(json_to_py(py, x)?)?;
+            }
+            l.into_any()
+        }
+        Value::Object(m) => {
+            let d = PyDict::new(py);
+            for (k, x) in m {
+                d.set_item(k, json_to_py(py, x)?)?;
+            }
+            d.into_any()
+        }
+    })
+}
+
+/// The policy decision point.
+#[pyclass(frozen, subclass, module = "palisade._palisade")]
+struct Engine {
+    engine: CoreEngine,
+}
+
+fn config_from(py: Python<'_>, config: Option<&Bound<'_, PyAny>>) -> PyResult<Config> {
+    let Some(c) = config else { return Ok(Config::default()) };
+    if c.is_none() {
+        return Ok(Config::default());
+    }
+    let value = to_json(c, 0).map_err(|_| ConfigError::new_err("the configuration must be a dict of plain values"))?;
+    let _ = py;
+    Config::from_yaml(&value.to_string()).map_err(|e| {
+        let err = ConfigError::new_err(e.to_string());
+        let _ = err.value(py).setattr("field", e.field.clone());
+        let _ = err.value(py).setattr("message", e.message.clone());
+        err
+    })
+}
+
+fn paths_of(paths: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    if let Ok(s) = paths.extract::<String>() {
+        return Ok(vec![s]);
+    }
+    paths
+        .try_iter()?
+        .map(|p| {
+            let p = p?;
+            match p.extract::<String>() {
+                Ok(s) => Ok(s),
+                Err(_) => p.str()?.extract::<String>(),
+            }
+        })
+        .collect()
+}
+
+impl Engine {
+    fn owned(
+        &self,
+        py: Python<'_>,
+        request: Option<&Bound<'_, PyAny>>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Result<OwnedRequest, String>> {
+        if let (Some(r), None) = (request, kwargs)
+            && let Ok(req) = r.cast::<Request>()
+        {
+            return Ok(Ok(req.get().inner.clone()));
+        }
+        match parse(py, request, kwargs) {
+            Ok(r) => Ok(Ok(r)),
+            Err(e) if e.is_instance_of::<RequestError>(py) => Ok(Err(e.value(py).to_string())),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[pymethods]
+impl Engine {
+    /// An engine with nothing loaded (it denies everything, reason `no_bundle`).
+    #[new]
+    #[pyo3(signature = (config=None))]
+    fn new(py: Python<'_>, config: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        Ok(Engine { engine: CoreEngine::new(config_from(py, config)?) })
+    }
+
+    /// Loads files and directories; returns the new generation. Raises `BundleError`.
+    fn load_paths(&self, py: Python<'_>, paths: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let list = paths_of(paths)?;
+        py.detach(|| self.engine.load_paths(&list)).map_err(|e| bundle_error(py, &e))
+    }
+
+    /// Loads a bundle given as YAML or JSON text; returns the new generation.
+    fn load_yaml(&self, py: Python<'_>, text: &str) -> PyResult<u64> {
+        let text = text.to_string();
+        py.detach(|| self.engine.load_str(&text)).map_err(|e| bundle_error(py, &e))
+    }
+
+    /// Decides a request (a dict, a `Request`, or keyword arguments). A malformed request
+    /// is a deny with reason `invalid_request`, or raises `RequestError` with `strict=True`.
+    #[pyo3(signature = (request=None, *, strict=false, **kwargs))]
+    fn decide(
+        &self,
+        py: Python<'_>,
+        request: Option<&Bound<'_, PyAny>>,
+        strict: bool,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Decision> {
+        let snapshot = self.engine.snapshot();
+        match self.owned(py, request, kwargs)? {
+            Ok(r) => {
+                let Some(s) = snapshot else {
+                    return Ok(Decision { d: self.engine.decide(&r.as_request()), snapshot: None, trace: None });
+                };
+                let (d, trace) = s.decide_traced(&r.as_request());
+                Ok(Decision { d, snapshot: Some(s), trace: Some(trace) })
+            }
+            Err(msg) if strict => Err(RequestError::new_err(msg)),
+            Err(_) => {
+                let generation = snapshot.as_ref().map(|s| s.generation()).unwrap_or(0);
+                Ok(Decision {
+                    d: CoreDecision::invalid("the request does not parse", generation),
+                    snapshot,
+                    trace: Some(Trace::default()),
+                })
+            }
+        }
+    }
+
+    /// Decides many requests with the GIL released for the whole batch. Requests that do not
+    /// parse are denied with `invalid_request`. Traces are not recorded.
+    fn decide_many(&self, py: Python<'_>, requests: &Bound<'_, PyAny>) -> PyResult<Vec<Decision>> {
+        let mut owned: Vec<Option<OwnedRequest>> = Vec::new();
+        let mut prebuilt: Vec<Py<Request>> = Vec::new();
+        let mut order: Vec<(bool, usize)> = Vec::new();
+        for item in requests.try_iter()? {
+            let item = item?;
+            if let Ok(r) = item.cast::<Request>() {
+                order.push((true, prebuilt.len()));
+                prebuilt.push(r.clone().unbind());
+            } else {
+                order.push((false, owned.len()));
+                owned.push(self.owned(py, Some(&item), None)?.ok());
+            }
+        }
+        let snapshot = self.engine.snapshot();
+        let pre: Vec<&OwnedRequest> = prebuilt.iter().map(|r| &r.get().inner).collect();
+        let decisions: Vec<CoreDecision> =
+            py.detach(|| {
+                let generation = snapshot.as_ref().map(|s| s.generation()).unwrap_or(0);
+                let decide = |r: Option<&OwnedRequest>| match (r, snapshot.as_deref()) {
+                    (Some(r), Some(s)) => s.decide(&r.as_request()),
+                    (Some(r), None) => self.engine.decide(&r.as_request()),
+                    (None, _) => CoreDecision::invalid("the request does not parse", generation),
+                };
+                order
+                    .iter()
+                    .map(|&(is_pre, i)| {
+                        if is_pre { decide(pre.get(i).copied()) } else { decide(owned.get(i).and_then(|o| o.as_ref())) }
+                    })
+                    .collect()
+            });
+        Ok(decisions.into_iter().map(|d| Decision { d, snapshot: snapshot.clone(), trace: None }).collect())
+    }
+
+    /// The tier walk for a person to read (the CLI's `explain`).
+    #[pyo3(signature = (request=None, **kwargs))]
+    fn explain(
+        &self,
+        py: Python<'_>,
+        request: Option<&Bound<'_, PyAny>>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<String> {
+        match self.owned(py, request, kwargs)? {
+            Ok(r) => Ok(self.engine.explain(&r.as_request()).to_string()),
+            Err(msg) => Err(RequestError::new_err(msg)),
+        }
+    }
+
+    /// The generation of the snapshot in force (0 when nothing is loaded).
+    #[getter]
+    fn generation(&self) -> u64 {
+        self.engine.snapshot().map(|s| s.generation()).unwrap_or(0)
+    }
+}
+
+/// Lints files and directories: returns the warnings as strings; raises `BundleError` on errors.
+#[pyfunction]
+fn lint_paths(py: Python<'_>, paths: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    let list = paths_of(paths)?;
+    let files = palisade_core::load::read_paths(&list).map_err(|e| bundle_error(py, &e))?;
+    let sources: Vec<palisade_core::load::Source<'_>> =
+        files.iter().map(|(n, t)| palisade_core::load::Source { name: n, text: t }).collect();
+    let bundle = palisade_core::load::load(&sources, &Config::default()).map_err(|e| bundle_error(py, &e))?;
+    Ok(palisade_core::lint::lint(&bundle).iter().map(|w| w.to_string()).collect())
+}
+
+/// The native module.
+#[pymodule(gil_used = false)]
+fn _palisade(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<Engine>()?;
+    m.add_class::<Request>()?;
+    m.add_class::<Decision>()?;
+    m.add_function(wrap_pyfunction!(lint_paths, m)?)?;
+    m.add("PalisadeError", py.get_type::<PalisadeError>())?;
+    m.add("BundleError", py.get_type::<BundleError>())?;
+    m.add("ConfigError", py.get_type::<ConfigError>())?;
+    m.add("RequestError", py.get_type::<RequestError>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,130 @@
+import json
+import subprocess
+import threading
+
+import pytest
+
+import palisade
+
+
+def test_example_decisions_equal_the_cli(shop, root):
+    lines = (root / "examples" / "shop" / "requests.jsonl").read_text().splitlines()
+    cli = root / "target" / "debug" / "palisade"
+    if not cli.exists():
+        subprocess.run(["cargo", "build", "-q", "-p", "palisade-cli"], cwd=root, check=True)
+    out = subprocess.run(
+        [str(cli), "decide", "--bundle", str(root / "examples" / "shop"), "--requests", "-"],
+        input="\n".join(lines), capture_output=True, text=True, check=True,
+    ).stdout.splitlines()
+    assert len(out) == len(lines) == 11
+    for line, expected in zip(lines, out):
+        got = shop.decide(json.loads(line)).to_dict()
+        assert got == json.loads(expected), line
+
+
+def test_stolen_certificate(shop):
+    d = shop.decide(
+        src_ip="10.1.0.5", principal="spiffe://cluster.local/ns/payments/sa/payments", dst_ip="10.2.0.7", dst_port=8443
+    )
+    assert (d.action, d.reason, d.peer, d.allowed, bool(d)) == ("deny", "identity_mismatch", "source", False, False)
+    assert d.policy is None and d.side is None
+
+
+def test_decision_fields(shop):
+    d = shop.decide(
+        {"source": {"ip": "10.1.0.5", "principal": "spiffe://cluster.local/ns/shop/sa/frontend"},
+         "destination": {"ip": "10.1.0.9", "port": 8080},
+         "http": {"method": "GET", "path": "/api/cart/42"}}
+    )
+    assert (d.action, d.reason, d.side, d.tier, d.policy, d.rule) == ("allow", "rule", "ingress", "default", "np:shop/cart-api", 0)
+    assert d.generation == 1 and not d.l7_pending and d.staged is None
+    assert d.trace["ingress"][-1] == "2|default|np:shop/cart-api|allow|0"
+    with pytest.raises(AttributeError):
+        d.action = "deny"  # frozen
+
+
+def test_keywords_and_dicts_agree(shop):
+    kw = shop.decide(src_ip="10.1.0.9", dst_ip="10.2.0.7", dst_port=8443, method="POST", path="/v1/charges")
+    dct = shop.decide({"source": {"ip": "10.1.0.9"}, "destination": {"ip": "10.2.0.7", "port": 8443},
+                       "http": {"method": "POST", "path": "/v1/charges"}})
+    assert kw.to_dict() == dct.to_dict()
+    assert kw.staged == "deny"
+
+
+def test_invalid_requests(shop):
+    d = shop.decide({"source": {"ip": "10.1.0.5", "principle": "x"}, "destination": {"ip": "10.1.0.9", "port": 80}})
+    assert (d.action, d.reason) == ("deny", "invalid_request")
+    with pytest.raises(palisade.RequestError) as e:
+        shop.decide({"source": {"ip": "nope"}, "destination": {"ip": "10.1.0.9", "port": 80}}, strict=True)
+    assert isinstance(e.value, palisade.PalisadeError)
+    assert shop.decide(src_ip="10.1.0.5", dst_ip="10.1.0.9", dst_port=80, colour="red").reason == "invalid_request"
+    d = shop.decide(src_ip="10.1.0.5", dst_ip="10.1.0.9", dst_port=80, principal="spiffe://bad/../x")
+    assert (d.reason, d.detail) == ("invalid_request", "principal is not a valid SPIFFE ID")
+
+
+def test_bundle_error_attributes(root):
+    e = palisade.Engine()
+    assert e.decide(src_ip="10.0.0.1", dst_ip="10.0.0.2", dst_port=80).reason == "no_bundle"
+    bad = "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec: {selector: '(('}\n"
+    with pytest.raises(palisade.BundleError) as err:
+        e.load_yaml(bad)
+    x = err.value
+    assert isinstance(x, palisade.PalisadeError)
+    assert (x.kind, x.file, x.document, x.object, x.field) == ("invalid", "<string>", 0, "GlobalNetworkPolicy p", "spec.selector")
+    assert "byte 2" in x.message
+    assert e.generation == 0
+    with pytest.raises(palisade.BundleError):
+        palisade.Engine.from_paths([str(root / "no-such-dir")])
+
+
+def test_config(root):
+    e = palisade.Engine.from_paths([str(root / "examples" / "shop")], config={"require_peer_identity": True})
+    assert e.decide(src_ip="10.1.0.5", dst_ip="10.1.0.9", dst_port=8080).reason == "missing_peer_identity"
+    with pytest.raises(palisade.ConfigError) as err:
+        palisade.Engine(config={"no_policy_action": "maybe"})
+    assert err.value.field == "no_policy_action"
+
+
+def test_decide_many_equals_a_loop(shop, root):
+    lines = (root / "examples" / "shop" / "requests.jsonl").read_text().splitlines()
+    reqs = [json.loads(l) for l in lines]
+    many = shop.decide_many(reqs)
+    single = [shop.decide(r) for r in reqs]
+    assert [m.to_dict() | {"trace": None} for m in many] == [s.to_dict() | {"trace": None} for s in single]
+    prebuilt = [palisade.Request(r) for r in reqs[:-1]]
+    assert [d.action for d in shop.decide_many(prebuilt)] == [s.action for s in single[:-1]]
+
+
+def test_explain_and_lint(shop, root):
+    text = shop.explain(src_ip="10.1.0.66", dst_ip="10.1.0.9", dst_port=8080)
+    assert "gnp:block-quarantine" in text and "decision: deny" in text
+    assert palisade.lint_paths([str(root / "examples" / "shop")]) == []
+
+
+def test_threads_decide_while_reloading(root):
+    allow = ("apiVersion: v1\nkind: Pod\nmetadata: {name: b, namespace: n}\nstatus: {podIP: 10.0.0.2}\n---\n"
+             "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: p}\n"
+             "spec: {ingress: [{action: Allow}]}\n")
+    deny = allow.replace("Allow", "Deny")
+    e = palisade.Engine()
+    e.load_yaml(allow)
+    stop = threading.Event()
+    wrong = []
+
+    def reader():
+        req = palisade.Request(src_ip="10.0.0.1", dst_ip="10.0.0.2", dst_port=80)
+        while not stop.is_set():
+            for d in e.decide_many([req] * 50):
+                if d.action != ("allow" if d.generation % 2 == 1 else "deny"):
+                    wrong.append(d)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for i in range(200):
+        e.load_yaml(deny if i % 2 == 0 else allow)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert wrong == []
+    assert e.generation == 201
