@@ -22,6 +22,9 @@ step "C ABI: header in sync, tests static/shared/valgrind/ASan, the README examp
 step "Python package: pip install ./python in a fresh virtualenv, pytest"
 ./scripts/python-tests.sh
 
+step "Node module: npm ci, napi build (index.d.ts in sync), node --test"
+./scripts/node-tests.sh
+
 step "fuzz smoke (about 30 s per target)"
 ./scripts/fuzz.sh smoke
 

@@ -1,0 +1,4 @@
+//! napi-rs build setup.
+fn main() {
+    napi_build::setup();
+}

@@ -1,0 +1,70 @@
+/* Request and Decision are plain objects in the SPEC 7 JSON shape. */
+export interface Request {
+  direction?: 'ingress' | 'egress' | 'both'
+  protocol?: string | number
+  source: { ip: string; port?: number | null; principal?: string | null; remote_ip?: string | null; remoteIp?: string | null }
+  destination: { ip: string; port?: number | null; principal?: string | null }
+  icmp?: { type: number; code?: number | null } | null
+  http?: { method: string; path: string; host?: string | null; headers?: Record<string, string> } | null
+  sni?: string | null
+  auth?: { principal?: string | null; audiences?: string[]; presenter?: string | null; claims?: Record<string, unknown> } | null
+}
+export interface Decision {
+  action: 'allow' | 'deny'
+  reason: 'rule' | 'end_of_tier' | 'no_policy' | 'identity_mismatch' | 'missing_peer_identity' | 'invalid_request' | 'no_bundle'
+  side: 'ingress' | 'egress' | null
+  tier: string | null
+  policy: string | null
+  rule: number | null
+  peer: 'source' | 'destination' | null
+  l7_pending: boolean
+  staged: { action: 'allow' | 'deny' } | null
+  generation: number
+  trace: { ingress?: string[]; egress?: string[] }
+}
+
+/**
+ * Which binding artifact the generated loader actually loaded: `'native'` for
+ * a native addon, otherwise the `platformArchABI` of the WASI flavor. Every
+ * flavor napi-rs can build is listed, because `NAPI_RS_NATIVE_LIBRARY_PATH`
+ * can point the loader at a WASI artifact this package does not build itself.
+ */
+export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
+
+/** The policy decision point. */
+export declare class Engine {
+  /**
+   * An engine with nothing loaded (it denies everything, reason `no_bundle`). `config`
+   * takes the CLI's configuration keys.
+   */
+  constructor(configObject?: any | undefined | null)
+  /** An engine loaded from files and directories. */
+  static fromPaths(paths: Array<string>, configObject?: any | undefined | null): Engine
+  /** Loads files and directories; returns the new generation. Throws `BUNDLE_ERROR`. */
+  loadPaths(paths: Array<string>): number
+  /** Loads files and directories off the JavaScript thread. */
+  loadPathsAsync(paths: Array<string>): Promise<number>
+  /** Loads a bundle given as YAML or JSON text; returns the new generation. */
+  loadYaml(text: string): number
+  /**
+   * Decides a request (a plain object in the SPEC 7 shape). A malformed request is a deny
+   * with reason `invalid_request`, or throws `REQUEST_ERROR` when `strict` is true.
+   */
+  decide(request: Request, strict?: boolean): Decision
+  /** Decides many requests against one snapshot (traces are not recorded). */
+  decideMany(requests: Request[]): Decision[]
+  /**
+   * `decide` on JSON text (what `palisade.js` calls: V8's JSON is faster than converting
+   * objects property by property).
+   */
+  decideJson(request: string, strict?: boolean | undefined | null): string
+  /** `decideMany` on a JSON array (what `palisade.js` calls). */
+  decideManyJson(requests: string): string
+  /** The tier walk for a person to read. */
+  explain(request: Request): string
+  /** The generation of the snapshot in force (0 when nothing is loaded). */
+  get generation(): number
+}
+
+/** The library version. */
+export declare function version(): string

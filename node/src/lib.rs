@@ -1,0 +1,277 @@
+//! The Node.js module: thin napi-rs bindings over the core crate. Requests and decisions are
+//! plain objects in the SPEC 7 JSON shape (camelCase `remoteIp` accepted for `remote_ip`);
+//! errors are `Error` objects with a stable `code` and the location fields.
+
+#![allow(clippy::needless_pass_by_value)] // napi passes owned values
+
+use std::sync::Arc;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use palisade_core::explain::decision_json;
+use palisade_core::{Config, Decision, Engine as CoreEngine, LoadError, OwnedRequest};
+use serde_json::Value;
+
+/// Throws an `Error` with `code` and extra string/number properties, and returns the
+/// "pending exception" error that tells napi-rs not to throw again.
+fn throw(env: &Env, code: &str, message: &str, fields: &[(&str, Value)]) -> Error {
+    let result = (|| -> Result<()> {
+        let mut obj = env.create_error(Error::new(Status::GenericFailure, message))?;
+        obj.set("code", code)?;
+        for (k, v) in fields {
+            obj.set(*k, v.clone())?;
+        }
+        env.throw(obj)
+    })();
+    match result {
+        Ok(()) => Error::new(Status::PendingException, message),
+        Err(e) => e,
+    }
+}
+
+fn load_error(env: &Env, e: &LoadError) -> Error {
+    let opt = |s: &Option<String>| s.clone().map(Value::String).unwrap_or(Value::Null);
+    throw(
+        env,
+        "BUNDLE_ERROR",
+        &e.to_string(),
+        &[
+            ("kind", Value::String(e.kind.as_str().into())),
+            ("file", if e.file.is_empty() { Value::Null } else { Value::String(e.file.clone()) }),
+            ("document", e.document.map(Value::from).unwrap_or(Value::Null)),
+            ("object", opt(&e.object)),
+            ("field", opt(&e.field)),
+            ("detail", Value::String(e.message.clone())),
+        ],
+    )
+}
+
+/// Accepts the JS spelling `remoteIp` for `remote_ip`.
+fn normalise(mut v: Value) -> Value {
+    if let Some(src) = v.get_mut("source").and_then(Value::as_object_mut)
+        && let Some(x) = src.remove("remoteIp")
+    {
+        src.insert("remote_ip".into(), x);
+    }
+    v
+}
+
+fn parse(v: Value) -> std::result::Result<OwnedRequest, palisade_core::RequestError> {
+    OwnedRequest::from_value(normalise(v))
+}
+
+/// The policy decision point.
+#[napi]
+pub struct Engine {
+    inner: Arc<CoreEngine>,
+}
+
+fn config(env: &Env, c: Option<Value>) -> Result<Config> {
+    match c {
+        None | Some(Value::Null) => Ok(Config::default()),
+        Some(v) => Config::from_yaml(&v.to_string()).map_err(|e| {
+            throw(
+                env,
+                "CONFIG_ERROR",
+                &e.to_string(),
+                &[("field", Value::String(e.field.clone())), ("detail", Value::String(e.message.clone()))],
+            )
+        }),
+    }
+}
+
+impl Engine {
+    fn render(&self, d: &Decision, trace: Option<&palisade_core::eval::Trace>) -> Value {
+        let snap = self.inner.snapshot();
+        decision_json(snap.as_deref().map(|s| s.bundle()), d, &trace.cloned().unwrap_or_default())
+    }
+}
+
+/// Loads bundles off the JavaScript thread.
+pub struct LoadTask {
+    engine: Arc<CoreEngine>,
+    paths: Vec<String>,
+}
+
+impl Task for LoadTask {
+    type Output = std::result::Result<u64, LoadError>;
+    type JsValue = i64;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(self.engine.load_paths(&self.paths))
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        match output {
+            Ok(g) => Ok(g as i64),
+            // A rejection cannot carry extra properties from here: the payload is JSON that
+            // `palisade.js` turns back into an `Error` with `code` and the location fields.
+            Err(e) => Err(Error::new(
+                Status::GenericFailure,
+                serde_json::json!({
+                    "palisade_error": true,
+                    "code": "BUNDLE_ERROR",
+                    "message": e.to_string(),
+                    "fields": {"kind": e.kind.as_str(), "file": if e.file.is_empty() { None } else { Some(e.file.clone()) },
+                               "document": e.document, "object": e.object, "field": e.field, "detail": e.message},
+                })
+                .to_string(),
+            )),
+        }
+    }
+}
+
+#[napi]
+impl Engine {
+    /// An engine with nothing loaded (it denies everything, reason `no_bundle`). `config`
+    /// takes the CLI's configuration keys.
+    #[napi(constructor)]
+    pub fn new(env: Env, config_object: Option<Value>) -> Result<Self> {
+        Ok(Engine { inner: Arc::new(CoreEngine::new(config(&env, config_object)?)) })
+    }
+
+    /// An engine loaded from files and directories.
+    #[napi(factory)]
+    pub fn from_paths(env: Env, paths: Vec<String>, config_object: Option<Value>) -> Result<Self> {
+        let e = Engine { inner: Arc::new(CoreEngine::new(config(&env, config_object)?)) };
+        e.inner.load_paths(&paths).map_err(|err| load_error(&env, &err))?;
+        Ok(e)
+    }
+
+    /// Loads files and directories; returns the new generation. Throws `BUNDLE_ERROR`.
+    #[napi]
+    pub fn load_paths(&self, env: Env, paths: Vec<String>) -> Result<i64> {
+        self.inner.load_paths(&paths).map(|g| g as i64).map_err(|e| load_error(&env, &e))
+    }
+
+    /// Loads files and directories off the JavaScript thread.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn load_paths_async(&self, paths: Vec<String>) -> AsyncTask<LoadTask> {
+        AsyncTask::new(LoadTask { engine: self.inner.clone(), paths })
+    }
+
+    /// Loads a bundle given as YAML or JSON text; returns the new generation.
+    #[napi]
+    pub fn load_yaml(&self, env: Env, text: String) -> Result<i64> {
+        self.inner.load_str(&text).map(|g| g as i64).map_err(|e| load_error(&env, &e))
+    }
+
+    /// Decides a request (a plain object in the SPEC 7 shape). A malformed request is a deny
+    /// with reason `invalid_request`, or throws `REQUEST_ERROR` when `strict` is true.
+    #[napi(ts_args_type = "request: Request, strict?: boolean", ts_return_type = "Decision")]
+    pub fn decide(&self, env: Env, request: Value, strict: Option<bool>) -> Result<Value> {
+        match parse(request) {
+            Ok(r) => {
+                let req = r.as_request();
+                Ok(match self.inner.snapshot() {
+                    Some(s) => {
+                        let (d, t) = s.decide_traced(&req);
+                        decision_json(Some(s.bundle()), &d, &t)
+                    }
+                    None => self.render(&self.inner.decide(&req), None),
+                })
+            }
+            Err(e) if strict == Some(true) => Err(throw(
+                &env,
+                "REQUEST_ERROR",
+                &e.to_string(),
+                &[("field", Value::String(e.field.clone())), ("detail", Value::String(e.message.clone()))],
+            )),
+            Err(_) => {
+                let g = self.inner.snapshot().map(|s| s.generation()).unwrap_or(0);
+                Ok(self.render(&Decision::invalid("the request does not parse", g), None))
+            }
+        }
+    }
+
+    /// Decides many requests against one snapshot (traces are not recorded).
+    #[napi(ts_args_type = "requests: Request[]", ts_return_type = "Decision[]")]
+    pub fn decide_many(&self, requests: Vec<Value>) -> Vec<Value> {
+        let snap = self.inner.snapshot();
+        let generation = snap.as_ref().map(|s| s.generation()).unwrap_or(0);
+        requests
+            .into_iter()
+            .map(|r| {
+                let d = match (parse(r), snap.as_deref()) {
+                    (Ok(r), Some(s)) => s.decide(&r.as_request()),
+                    (Ok(r), None) => self.inner.decide(&r.as_request()),
+                    (Err(_), _) => Decision::invalid("the request does not parse", generation),
+                };
+                decision_json(snap.as_deref().map(|s| s.bundle()), &d, &Default::default())
+            })
+            .collect()
+    }
+
+    /// `decide` on JSON text (what `palisade.js` calls: V8's JSON is faster than converting
+    /// objects property by property).
+    #[napi]
+    pub fn decide_json(&self, env: Env, request: String, strict: Option<bool>) -> Result<String> {
+        match OwnedRequest::from_value(match serde_json::from_str(&request) {
+            Ok(v) => normalise(v),
+            Err(e) => Value::String(e.to_string()),
+        }) {
+            Ok(r) => {
+                let req = r.as_request();
+                Ok(match self.inner.snapshot() {
+                    Some(s) => {
+                        let (d, t) = s.decide_traced(&req);
+                        decision_json(Some(s.bundle()), &d, &t)
+                    }
+                    None => self.render(&self.inner.decide(&req), None),
+                }
+                .to_string())
+            }
+            Err(e) if strict == Some(true) => Err(throw(
+                &env,
+                "REQUEST_ERROR",
+                &e.to_string(),
+                &[("field", Value::String(e.field.clone())), ("detail", Value::String(e.message.clone()))],
+            )),
+            Err(_) => {
+                let g = self.inner.snapshot().map(|s| s.generation()).unwrap_or(0);
+                Ok(self.render(&Decision::invalid("the request does not parse", g), None).to_string())
+            }
+        }
+    }
+
+    /// `decideMany` on a JSON array (what `palisade.js` calls).
+    #[napi]
+    pub fn decide_many_json(&self, requests: String) -> String {
+        let snap = self.inner.snapshot();
+        let generation = snap.as_ref().map(|s| s.generation()).unwrap_or(0);
+        let list: Vec<Value> = serde_json::from_str(&requests).unwrap_or_default();
+        let out: Vec<Value> = list
+            .into_iter()
+            .map(|r| {
+                let d = match (parse(r), snap.as_deref()) {
+                    (Ok(r), Some(s)) => s.decide(&r.as_request()),
+                    (Ok(r), None) => self.inner.decide(&r.as_request()),
+                    (Err(_), _) => Decision::invalid("the request does not parse", generation),
+                };
+                decision_json(snap.as_deref().map(|s| s.bundle()), &d, &Default::default())
+            })
+            .collect();
+        Value::Array(out).to_string()
+    }
+
+    /// The tier walk for a person to read.
+    #[napi(ts_args_type = "request: Request")]
+    pub fn explain(&self, env: Env, request: Value) -> Result<String> {
+        match parse(request) {
+            Ok(r) => Ok(self.inner.explain(&r.as_request()).to_string()),
+            Err(e) => Err(throw(&env, "REQUEST_ERROR", &e.to_string(), &[("field", Value::String(e.field.clone()))])),
+        }
+    }
+
+    /// The generation of the snapshot in force (0 when nothing is loaded).
+    #[napi(getter)]
+    pub fn generation(&self) -> i64 {
+        self.inner.snapshot().map(|s| s.generation() as i64).unwrap_or(0)
+    }
+}
+
+/// The library version.
+#[napi]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
