@@ -13,3 +13,5 @@ if ! git diff --quiet -- index.d.ts index.js; then
   exit 1
 fi
 npm test
+cd ..
+./scripts/readme-snippets.sh node

@@ -10,3 +10,4 @@ python3 -m venv "$venv"
 CARGO_TARGET_DIR="$PWD/target" "$venv/bin/pip" install -q ./python pytest
 cargo build -q -p palisade-cli
 "$venv/bin/python" -m pytest -q python/tests
+./scripts/readme-snippets.sh python
