@@ -12,8 +12,16 @@ cargo fmt --all --check
 
 step "clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
+cargo fmt --manifest-path proxy-wasm/Cargo.toml --check
+cargo clippy --manifest-path proxy-wasm/Cargo.toml --target-dir target/proxy-wasm-check -- -D warnings
 
-step "tests (unit, integration, doc)"
+step "wasm32: the core, and the Envoy filter (target/wasm/.../palisade_filter.wasm, < 1 MiB)"
+./scripts/wasm-core.sh
+./scripts/wasm-filter.sh
+size=$(stat -c %s target/wasm/wasm32-unknown-unknown/release/palisade_filter.wasm)
+[ "$size" -lt 1048576 ] || { echo "the filter is $size bytes, over 1 MiB" >&2; exit 1; }
+
+step "tests (unit, integration, doc; the filter through the proxy-wasm host)"
 cargo test --workspace
 
 step "C ABI: header in sync, tests static/shared/valgrind/ASan, the README example"
@@ -31,7 +39,5 @@ step "fuzz smoke (about 30 s per target)"
 step "benchmarks compile"
 cargo bench --workspace --no-run
 
-step "wasm32 build of the core"
-./scripts/wasm-core.sh
 
 step "all checks passed"
