@@ -1,7 +1,7 @@
 //! # Palisade: one policy decision, two identities, every enforcement point
 //!
-//! Palisade reads the policies teams already write (Calico tiers and policies, with
-//! Kubernetes and Istio policy to follow in the same tier walk) plus the cluster inventory
+//! Palisade reads the policies teams already write (Calico tiers and policies, Kubernetes
+//! NetworkPolicy and Istio AuthorizationPolicy, all in one tier walk) plus the cluster inventory
 //! (Pods, Namespaces, ServiceAccounts, network sets), compiles them into an immutable
 //! [`Snapshot`], and answers "allow or deny, and why" for a connection or an HTTP request.
 //!
