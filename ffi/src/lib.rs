@@ -659,6 +659,25 @@ fn build<R>(
     Ok(f(&request))
 }
 
+/// The shared shape of the decide entry points: `*out` starts as a deny, `body` fills it,
+/// and a caught panic leaves a deny.
+unsafe fn decide_into(
+    out: *mut palisade_decision,
+    body: impl FnOnce(&mut palisade_decision) -> palisade_status,
+) -> palisade_status {
+    if out.is_null() {
+        return palisade_status::NullArgument;
+    }
+    // SAFETY: `out` is writable (checked non-NULL) for the call.
+    let out = unsafe { &mut *out };
+    *out = deny_decision(palisade_reason::InvalidRequest);
+    let status = guard(|| body(&mut *out));
+    if status == palisade_status::Panic {
+        *out = deny_decision(palisade_reason::InvalidRequest);
+    }
+    status
+}
+
 /// Decides a request against a pinned snapshot; allocation-free for requests without JWT
 /// claims. Always fills `*out` (when not NULL): on any non-OK status it is a deny.
 #[unsafe(no_mangle)]
@@ -667,33 +686,26 @@ pub unsafe extern "C" fn palisade_decide(
     request: *const palisade_request,
     out: *mut palisade_decision,
 ) -> palisade_status {
-    if out.is_null() {
-        return palisade_status::NullArgument;
-    }
-    // SAFETY: `out` is writable (checked non-NULL).
-    unsafe { *out = deny_decision(palisade_reason::InvalidRequest) };
-    let status = guard(|| {
-        if snapshot.is_null() {
-            unsafe { *out = deny_decision(palisade_reason::NoBundle) };
-            return palisade_status::NoBundle;
-        }
-        if request.is_null() {
-            return palisade_status::NullArgument;
-        }
-        // SAFETY: checked non-NULL; both live for the call.
-        let (snap, req) = unsafe { (&*snapshot, &*request) };
-        match unsafe { with_request(req, |r| snap.snapshot.decide(r)) } {
-            Ok(d) => {
-                unsafe { *out = to_c(&d) };
-                palisade_status::Ok
+    unsafe {
+        decide_into(out, |out| {
+            if snapshot.is_null() {
+                *out = deny_decision(palisade_reason::NoBundle);
+                return palisade_status::NoBundle;
             }
-            Err(status) => status,
-        }
-    });
-    if status == palisade_status::Panic {
-        unsafe { *out = deny_decision(palisade_reason::InvalidRequest) };
+            if request.is_null() {
+                return palisade_status::NullArgument;
+            }
+            // SAFETY: checked non-NULL; both live for the call.
+            let (snap, req) = (&*snapshot, &*request);
+            match with_request(req, |r| snap.snapshot.decide(r)) {
+                Ok(d) => {
+                    *out = to_c(&d);
+                    palisade_status::Ok
+                }
+                Err(status) => status,
+            }
+        })
     }
-    status
 }
 
 /// Decides against the snapshot in force, pinning and releasing it internally. The tier and
@@ -705,30 +717,22 @@ pub unsafe extern "C" fn palisade_engine_decide(
     request: *const palisade_request,
     out: *mut palisade_decision,
 ) -> palisade_status {
-    if out.is_null() {
-        return palisade_status::NullArgument;
-    }
-    // SAFETY: `out` is writable.
-    unsafe { *out = deny_decision(palisade_reason::InvalidRequest) };
-    let status = guard(|| {
-        if engine.is_null() || request.is_null() {
-            return palisade_status::NullArgument;
-        }
-        // SAFETY: checked non-NULL.
-        let (engine, req) = unsafe { (&*engine, &*request) };
-        match unsafe { with_request(req, |r| engine.engine.decide(r)) } {
-            Ok(d) => {
-                let no_bundle = d.reason == Reason::NoBundle;
-                unsafe { *out = to_c(&d) };
-                if no_bundle { palisade_status::NoBundle } else { palisade_status::Ok }
+    unsafe {
+        decide_into(out, |out| {
+            if engine.is_null() || request.is_null() {
+                return palisade_status::NullArgument;
             }
-            Err(status) => status,
-        }
-    });
-    if status == palisade_status::Panic {
-        unsafe { *out = deny_decision(palisade_reason::InvalidRequest) };
+            // SAFETY: checked non-NULL; both live for the call.
+            let (engine, req) = (&*engine, &*request);
+            match with_request(req, |r| engine.engine.decide(r)) {
+                Ok(d) => {
+                    *out = to_c(&d);
+                    if d.reason == Reason::NoBundle { palisade_status::NoBundle } else { palisade_status::Ok }
+                }
+                Err(status) => status,
+            }
+        })
     }
-    status
 }
 
 /// The name of the decision's tier, borrowed from `snapshot` (valid until it is released);
