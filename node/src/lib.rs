@@ -81,6 +81,49 @@ fn config(env: &Env, c: Option<Value>) -> Result<Config> {
 }
 
 impl Engine {
+    /// The one implementation of `decide` (objects and JSON text both come here).
+    fn decide_value(&self, env: &Env, request: Value, strict: Option<bool>) -> Result<Value> {
+        match parse(request) {
+            Ok(r) => {
+                let req = r.as_request();
+                Ok(match self.inner.snapshot() {
+                    Some(s) => {
+                        let (d, t) = s.decide_traced(&req);
+                        decision_json(Some(s.bundle()), &d, &t)
+                    }
+                    None => self.render(&self.inner.decide(&req), None),
+                })
+            }
+            Err(e) if strict == Some(true) => Err(throw(
+                env,
+                "REQUEST_ERROR",
+                &e.to_string(),
+                &[("field", Value::String(e.field.clone())), ("detail", Value::String(e.message.clone()))],
+            )),
+            Err(_) => {
+                let g = self.inner.snapshot().map(|s| s.generation()).unwrap_or(0);
+                Ok(self.render(&Decision::invalid("the request does not parse", g), None))
+            }
+        }
+    }
+
+    /// The one implementation of `decideMany`.
+    fn decide_values(&self, requests: Vec<Value>) -> Vec<Value> {
+        let snap = self.inner.snapshot();
+        let generation = snap.as_ref().map(|s| s.generation()).unwrap_or(0);
+        requests
+            .into_iter()
+            .map(|r| {
+                let d = match (parse(r), snap.as_deref()) {
+                    (Ok(r), Some(s)) => s.decide(&r.as_request()),
+                    (Ok(r), None) => self.inner.decide(&r.as_request()),
+                    (Err(_), _) => Decision::invalid("the request does not parse", generation),
+                };
+                decision_json(snap.as_deref().map(|s| s.bundle()), &d, &Default::default())
+            })
+            .collect()
+    }
+
     fn render(&self, d: &Decision, trace: Option<&palisade_core::eval::Trace>) -> Value {
         let snap = self.inner.snapshot();
         decision_json(snap.as_deref().map(|s| s.bundle()), d, &trace.cloned().unwrap_or_default())
@@ -160,98 +203,28 @@ impl Engine {
     /// with reason `invalid_request`, or throws `REQUEST_ERROR` when `strict` is true.
     #[napi(ts_args_type = "request: Request, strict?: boolean", ts_return_type = "Decision")]
     pub fn decide(&self, env: Env, request: Value, strict: Option<bool>) -> Result<Value> {
-        match parse(request) {
-            Ok(r) => {
-                let req = r.as_request();
-                Ok(match self.inner.snapshot() {
-                    Some(s) => {
-                        let (d, t) = s.decide_traced(&req);
-                        decision_json(Some(s.bundle()), &d, &t)
-                    }
-                    None => self.render(&self.inner.decide(&req), None),
-                })
-            }
-            Err(e) if strict == Some(true) => Err(throw(
-                &env,
-                "REQUEST_ERROR",
-                &e.to_string(),
-                &[("field", Value::String(e.field.clone())), ("detail", Value::String(e.message.clone()))],
-            )),
-            Err(_) => {
-                let g = self.inner.snapshot().map(|s| s.generation()).unwrap_or(0);
-                Ok(self.render(&Decision::invalid("the request does not parse", g), None))
-            }
-        }
+        self.decide_value(&env, request, strict)
     }
 
     /// Decides many requests against one snapshot (traces are not recorded).
     #[napi(ts_args_type = "requests: Request[]", ts_return_type = "Decision[]")]
     pub fn decide_many(&self, requests: Vec<Value>) -> Vec<Value> {
-        let snap = self.inner.snapshot();
-        let generation = snap.as_ref().map(|s| s.generation()).unwrap_or(0);
-        requests
-            .into_iter()
-            .map(|r| {
-                let d = match (parse(r), snap.as_deref()) {
-                    (Ok(r), Some(s)) => s.decide(&r.as_request()),
-                    (Ok(r), None) => self.inner.decide(&r.as_request()),
-                    (Err(_), _) => Decision::invalid("the request does not parse", generation),
-                };
-                decision_json(snap.as_deref().map(|s| s.bundle()), &d, &Default::default())
-            })
-            .collect()
+        self.decide_values(requests)
     }
 
     /// `decide` on JSON text (what `palisade.js` calls: V8's JSON is faster than converting
     /// objects property by property).
     #[napi]
     pub fn decide_json(&self, env: Env, request: String, strict: Option<bool>) -> Result<String> {
-        match OwnedRequest::from_value(match serde_json::from_str(&request) {
-            Ok(v) => normalise(v),
-            Err(e) => Value::String(e.to_string()),
-        }) {
-            Ok(r) => {
-                let req = r.as_request();
-                Ok(match self.inner.snapshot() {
-                    Some(s) => {
-                        let (d, t) = s.decide_traced(&req);
-                        decision_json(Some(s.bundle()), &d, &t)
-                    }
-                    None => self.render(&self.inner.decide(&req), None),
-                }
-                .to_string())
-            }
-            Err(e) if strict == Some(true) => Err(throw(
-                &env,
-                "REQUEST_ERROR",
-                &e.to_string(),
-                &[("field", Value::String(e.field.clone())), ("detail", Value::String(e.message.clone()))],
-            )),
-            Err(_) => {
-                let g = self.inner.snapshot().map(|s| s.generation()).unwrap_or(0);
-                Ok(self.render(&Decision::invalid("the request does not parse", g), None).to_string())
-            }
-        }
+        let value = serde_json::from_str(&request).unwrap_or_else(|e| Value::String(e.to_string()));
+        self.decide_value(&env, value, strict).map(|v| v.to_string())
     }
 
     /// `decideMany` on a JSON array (what `palisade.js` calls).
     #[napi]
     pub fn decide_many_json(&self, requests: String) -> String {
-        let snap = self.inner.snapshot();
-        let generation = snap.as_ref().map(|s| s.generation()).unwrap_or(0);
         let list: Vec<Value> = serde_json::from_str(&requests).unwrap_or_default();
-        let out: Vec<Value> = list
-            .into_iter()
-            .map(|r| {
-                let d = match (parse(r), snap.as_deref()) {
-                    (Ok(r), Some(s)) => s.decide(&r.as_request()),
-                    (Ok(r), None) => self.inner.decide(&r.as_request()),
-                    (Err(_), _) => Decision::invalid("the request does not parse", generation),
-                };
-                decision_json(snap.as_deref().map(|s| s.bundle()), &d, &Default::default())
-            })
-            .collect();
-        Value::Array(out).to_string()
+        Value::Array(self.decide_values(list)).to_string()
     }
 
     /// The tier walk for a person to read.
