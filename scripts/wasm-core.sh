@@ -1,13 +1,7 @@
 #!/usr/bin/env bash
-# Builds the core crate for wasm32-unknown-unknown (no default features: no file system),
-# with Debian's rustc-web and -Zbuild-std (see ../shared/notes/wasm-build.md).
+# Builds the core crate for wasm32-unknown-unknown (no default features: no file system).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -x /usr/bin/rustc ] || ! dpkg -s rust-web-src >/dev/null 2>&1 || ! command -v wasm-ld >/dev/null; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rustc-web cargo-web rust-web-src lld >/dev/null
-fi
-RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld \
-  /usr/bin/cargo build --release --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort \
-  -p palisade --no-default-features --target-dir target/wasm "$@"
+. scripts/wasm-toolchain.sh
+wasm_cargo -p palisade --no-default-features "$@"
 echo "wasm32 build of the core: ok"
