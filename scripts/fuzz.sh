@@ -16,8 +16,10 @@ for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   [ -d "seeds/$t" ] && cp -n seeds/"$t"/* "corpus/$t/" 2>/dev/null || true
   echo "== fuzz $t for ${secs}s"
-  cargo +nightly fuzz run -O "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=4096 -timeout=10 2>&1 \
-    | grep -E "^(Done|#[0-9]+ +DONE)|ERROR|panicked|SUMMARY" || true
+  # `time` reports the fuzzer's CPU time (user + sys), which is what RELIABILITY.md records.
+  TIMEFORMAT="== fuzz $t: wall %0R s, cpu %0U s user + %0S s sys"
+  time (cargo +nightly fuzz run -O "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=4096 -timeout=10 2>&1 \
+    | grep -E "^(Done|#[0-9]+ +DONE)|ERROR|panicked|SUMMARY" || true)
   if ls artifacts/"$t"/crash-* artifacts/"$t"/timeout-* artifacts/"$t"/oom-* >/dev/null 2>&1; then
     echo "fuzz target $t found a failure: see fuzz/artifacts/$t" >&2
     exit 1
