@@ -58,11 +58,31 @@ impl PathBuffer {
 /// Whether a path needs no normalisation at all: it is already what both forms give.
 pub fn is_plain(path: &str) -> bool {
     let b = path.as_bytes();
-    b.first() == Some(&b'/')
-        && !b.iter().any(|&c| matches!(c, b'%' | b'.' | b'\\' | b';' | b'?' | b'#' | 0))
-        && !path.contains("//")
-        && (b.len() == 1 || b.last() != Some(&b'/'))
+    if b.first() != Some(&b'/') {
+        return false;
+    }
+    // One branch-free pass: no byte that normalisation rewrites, no empty segment, no
+    // trailing '/'.
+    let (mut bad, mut prev_slash) = (false, false);
+    for &c in b {
+        let slash = c == b'/';
+        bad |= SPECIAL[c as usize] | (slash & prev_slash);
+        prev_slash = slash;
+    }
+    !bad && (b.len() == 1 || !prev_slash)
 }
+
+/// Bytes that make a path need decoding or cleaning.
+static SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    let special = *b"%.\\;?#\0";
+    while i < special.len() {
+        t[special[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
 
 fn hex(b: u8) -> Option<u8> {
     match b {

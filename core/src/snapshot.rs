@@ -71,6 +71,13 @@ impl Snapshot {
         self.program.heap_bytes()
     }
 
+    /// Number of tier segments the compiled program indexes by principal (for tests of the
+    /// fast path: the differential test checks it is exercised).
+    #[doc(hidden)]
+    pub fn indexed_segments(&self) -> usize {
+        self.program.indexed_segments()
+    }
+
     /// Decides with the reference evaluator (for differential testing).
     pub fn decide_reference(&self, req: &Request<'_>) -> Decision {
         reference::evaluate(&self.bundle, &self.config, req, self.generation).0

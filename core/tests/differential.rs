@@ -288,6 +288,9 @@ fn k8s_policies() -> impl Strategy<Value = String> {
 fn istio_policies() -> impl Strategy<Value = String> {
     let source = pick(&[
         "{principals: ['cluster.local/ns/ns1/sa/sa1']}",
+        "{principals: ['cluster.local/ns/ns1/sa/sa1']}",
+        "{principals: ['cluster.local/ns/ns2/sa/default', 'cluster.local/ns/ns1/sa/sa1']}",
+        "{principals: ['cluster.local/ns/ns2/sa/default']}",
         "{principals: ['cluster.local/ns/ns2/*']}",
         "{notPrincipals: ['*']}",
         "{namespaces: [ns1]}",
@@ -463,6 +466,7 @@ fn compiled_equals_reference() {
         let snap = engine.snapshot().unwrap();
         let mut cov = coverage.borrow_mut();
         cov.bundles_loaded += 1;
+        let indexed = snap.indexed_segments() > 0;
         for template in &requests {
             // "OWN": the identity of the workload owning that end's IP (none for an IP no
             // workload owns).
@@ -505,6 +509,9 @@ fn compiled_equals_reference() {
                     palisade::model::PolicyKind::AuthorizationPolicy => "policy:iap",
                     _ => "policy:calico",
                 });
+                if indexed && p.kind == palisade::model::PolicyKind::AuthorizationPolicy {
+                    cov.hit("policy:iap-indexed");
+                }
             }
             match fast.staged {
                 Some(Action::Allow) => cov.hit("staged:allow"),
@@ -549,6 +556,7 @@ fn compiled_equals_reference() {
         "hit:profile",
         "policy:knp",
         "policy:iap",
+        "policy:iap-indexed",
         "policy:calico",
     ];
     if cases >= 200 {

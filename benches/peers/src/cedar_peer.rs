@@ -16,10 +16,7 @@ use crate::workload::{PeerRequest, Workload};
 pub fn policies(w: &Workload) -> String {
     let mut p = String::with_capacity(220 * w.n + 1_000);
     for net in &w.blocked {
-        let _ = writeln!(
-            p,
-            "forbid(principal, action, resource) when {{ context.src_ip.isInRange(ip(\"{net}\")) }};"
-        );
+        let _ = writeln!(p, "forbid(principal, action, resource) when {{ context.src_ip.isInRange(ip(\"{net}\")) }};");
     }
     for r in &w.rules {
         let _ = writeln!(

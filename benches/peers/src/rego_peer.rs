@@ -39,9 +39,7 @@ pub fn data(w: &Workload) -> String {
     let rules: Vec<serde_json::Value> = w
         .rules
         .iter()
-        .map(|r| {
-            serde_json::json!({"principal": r.principal, "port": r.port, "method": r.method, "prefix": r.prefix})
-        })
+        .map(|r| serde_json::json!({"principal": r.principal, "port": r.port, "method": r.method, "prefix": r.prefix}))
         .collect();
     let blocked: Vec<String> = w.blocked.iter().map(|n| n.to_string()).collect();
     serde_json::json!({"blocked": blocked, "rules": rules}).to_string()

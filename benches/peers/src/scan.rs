@@ -43,7 +43,9 @@ impl HandScan {
             return false;
         }
         let Some(p) = principal else { return false };
-        self.rules.iter().any(|r| r.port == port && *r.principal == *p && *r.method == *method && path.starts_with(&*r.prefix))
+        self.rules
+            .iter()
+            .any(|r| r.port == port && *r.principal == *p && *r.method == *method && path.starts_with(&*r.prefix))
     }
 
     /// Decides an engine-neutral request.

@@ -2,6 +2,8 @@
 //! generated request, at the sizes CI can afford (the benchmark report checks every size
 //! it times).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use palisade_peers::cedar_peer::CedarPeer;
 use palisade_peers::palisade_peer::PalisadePeer;
 use palisade_peers::rego_peer::RegoProgram;
@@ -73,9 +75,12 @@ fn every_engine_denies_a_stolen_or_wrong_request() {
     // Wrong method: everyone denies.
     let mut wrong = w.request(Shape::First).clone();
     wrong.method = "PATCH".into();
-    for (engine, allowed) in
-        [("palisade", palisade.decide(&wrong)), ("cedar", cedar.decide(&wrong)), ("regorus", rego.decide(&wrong)), ("scan", scan.decide(&wrong))]
-    {
+    for (engine, allowed) in [
+        ("palisade", palisade.decide(&wrong)),
+        ("cedar", cedar.decide(&wrong)),
+        ("regorus", rego.decide(&wrong)),
+        ("scan", scan.decide(&wrong)),
+    ] {
         assert!(!allowed, "{engine} allowed a method no rule names");
     }
 }

@@ -287,6 +287,88 @@ pub(crate) fn matches(f: &IstioFacts<'_>, r: &IstioRule, uses_http: bool, allow_
         && r.when.iter().all(|c| condition(f, c, drop_http))
 }
 
+/// An Istio rule in its most common shape: at most one source naming only exact
+/// principals, at most one operation naming only ports, exact methods and string paths, no
+/// conditions. Principals are compared as interned ids, methods and paths without the
+/// general matcher's field-by-field walk. Same semantics as [`matches`].
+#[derive(Debug)]
+pub(crate) struct SimpleRule {
+    /// Interned principal ids; `None`: any source.
+    principals: Option<Box<[u32]>>,
+    ports: Box<[u16]>,
+    methods: Box<[Box<str>]>,
+    paths: Box<[StrMatch]>,
+}
+
+impl SimpleRule {
+    /// The simple form of `r`, interning its principals, or `None` when `r` needs the
+    /// general matcher.
+    pub fn new(r: &IstioRule, ids: &mut super::principal_index::PrincipalIds) -> Option<SimpleRule> {
+        if !r.when.is_empty() || r.from.len() > 1 || r.to.len() > 1 {
+            return None;
+        }
+        let principals = match r.from.first() {
+            None => None,
+            Some(s) => {
+                let only_principals = IstioSource { principals: Vec::new(), ..s.clone() } == IstioSource::default();
+                if !only_principals || s.principals.is_empty() {
+                    return None;
+                }
+                let mut out = Vec::with_capacity(s.principals.len());
+                for m in &s.principals {
+                    let StrMatch::Exact(p) = m else { return None };
+                    out.push(ids.intern(p));
+                }
+                Some(out.into_boxed_slice())
+            }
+        };
+        let empty = IstioOperation::default();
+        let o = r.to.first().unwrap_or(&empty);
+        let rest = IstioOperation { ports: Vec::new(), methods: Vec::new(), paths: Vec::new(), ..o.clone() };
+        if rest != IstioOperation::default() {
+            return None;
+        }
+        let mut methods = Vec::with_capacity(o.methods.len());
+        for m in &o.methods {
+            let StrMatch::Exact(x) = m else { return None };
+            methods.push(x.as_str().into());
+        }
+        let mut paths = Vec::with_capacity(o.paths.len());
+        for p in &o.paths {
+            let IstioPath::Str(m) = p else { return None };
+            paths.push(m.clone());
+        }
+        Some(SimpleRule {
+            principals,
+            ports: o.ports.clone().into_boxed_slice(),
+            methods: methods.into_boxed_slice(),
+            paths: paths.into_boxed_slice(),
+        })
+    }
+
+    /// Whether the rule matches; `principal` is the request principal's interned id.
+    #[inline]
+    pub fn matches(&self, f: &IstioFacts<'_>, principal: Option<u32>, uses_http: bool, allow_layer: bool) -> bool {
+        if !f.has_http && allow_layer && uses_http {
+            return false;
+        }
+        if let Some(ps) = &self.principals
+            && !principal.is_some_and(|p| ps.contains(&p))
+        {
+            return false;
+        }
+        if !self.ports.is_empty() && !f.port.is_some_and(|p| self.ports.contains(&p)) {
+            return false;
+        }
+        let Some(http) = f.req.http.as_ref().filter(|_| f.has_http) else {
+            // Without HTTP attributes, methods and paths do not apply (DENY and AUDIT).
+            return true;
+        };
+        (self.methods.is_empty() || self.methods.iter().any(|m| **m == *http.method))
+            && (self.paths.is_empty() || f.path.is_some_and(|v| self.paths.iter().any(|m| sm(m, v))))
+    }
+}
+
 /// Whether `proto` carries ports (Istio's `ports` never match otherwise).
 pub(crate) fn port_of(req: &Request<'_>) -> Option<u16> {
     if proto::has_ports(req.protocol) { req.destination.port } else { None }

@@ -18,6 +18,7 @@
 
 mod idset;
 mod istio;
+mod principal_index;
 mod ranges;
 mod selectors;
 mod walk;
@@ -28,6 +29,7 @@ use std::net::IpAddr;
 use rustc_hash::FxHashMap;
 
 use self::idset::IdSet;
+use self::principal_index::{PrincipalIds, SegIndex};
 use self::ranges::{IntervalMap, NetRanges, PortSet};
 use self::selectors::LabelIndex;
 use crate::config::Config;
@@ -39,6 +41,9 @@ use crate::model::{
 use crate::selector::Expr;
 
 pub(crate) use walk::decide;
+
+/// Per segment of a list, on one side: its principal index, if it has one.
+type SideIndexes = Box<[Option<SegIndex>]>;
 
 /// Index of a resolved selector in [`Program::selectors`].
 type SelId = u32;
@@ -55,6 +60,13 @@ pub(crate) struct Program {
     selectors: Box<[IdSet]>,
     /// Per-(identity, direction) policy lists, interned.
     lists: Box<[PolicyList]>,
+    /// Per list, per side (`[ingress, egress]`), per segment: the principal index, where
+    /// the segment has enough rules keyed on exact principals.
+    seg_index: Box<[[SideIndexes; 2]]>,
+    /// Principals named by indexed or simple rules.
+    principals: PrincipalIds,
+    /// Whether any indexed or simple rule names a principal (the request's is then looked up).
+    has_principal_ids: bool,
     policies: Box<[CPolicy]>,
     tiers: Box<[TierDefault]>,
     no_policy_action: Action,
@@ -70,6 +82,8 @@ struct CEndpoint {
     spiffe: Box<str>,
     /// Whether `spiffe` is itself a valid SPIFFE ID (fast path for principal checks).
     spiffe_valid: bool,
+    /// The id of `spiffe` in [`Program::principals`], when a rule names it.
+    principal_id: Option<u32>,
     namespace: Box<str>,
     service_account: Box<str>,
     /// `(name id, protocol, port)`.
@@ -99,6 +113,8 @@ struct CPolicy {
 #[derive(Debug)]
 struct CRule {
     action: RuleAction,
+    /// The rule has no criterion at all (a bare `Pass`, `Allow` or `Deny`).
+    matches_all: bool,
     /// 0 when any.
     ip_version: u8,
     protocol: Option<u8>,
@@ -108,9 +124,18 @@ struct CRule {
     src: CEntity,
     dst: CEntity,
     http: Option<Box<CHttp>>,
-    /// An Istio rule (then the Calico criteria above are empty), and whether it uses
-    /// HTTP-only attributes.
-    istio: Option<Box<(crate::model::IstioRule, bool)>>,
+    /// An Istio rule (then the Calico criteria above are empty).
+    istio: Option<Box<CIstio>>,
+}
+
+/// A compiled Istio rule.
+#[derive(Debug)]
+struct CIstio {
+    rule: crate::model::IstioRule,
+    /// Whether it uses HTTP-only attributes.
+    uses_http: bool,
+    /// Its simple form, when it has one.
+    simple: Option<istio::SimpleRule>,
 }
 
 /// No selector.
@@ -155,6 +180,7 @@ struct Compiler<'a> {
     selector_ids: FxHashMap<&'a Expr, SelId>,
     selectors: Vec<IdSet>,
     port_names: FxHashMap<&'a str, u32>,
+    principals: PrincipalIds,
 }
 
 impl<'a> Compiler<'a> {
@@ -216,6 +242,7 @@ impl<'a> Compiler<'a> {
                     RuleMatch::Istio(i) => {
                         return CRule {
                             action: r.action,
+                            matches_all: false,
                             ip_version: 0,
                             protocol: None,
                             not_protocol: None,
@@ -224,7 +251,11 @@ impl<'a> Compiler<'a> {
                             src: CEntity { selector: NO_SELECTOR, not_selector: NO_SELECTOR, extra: None },
                             dst: CEntity { selector: NO_SELECTOR, not_selector: NO_SELECTOR, extra: None },
                             http: None,
-                            istio: Some(Box::new(((**i).clone(), i.uses_http()))),
+                            istio: Some(Box::new(CIstio {
+                                rule: (**i).clone(),
+                                uses_http: i.uses_http(),
+                                simple: istio::SimpleRule::new(i, &mut self.principals),
+                            })),
                         };
                     }
                 };
@@ -247,8 +278,9 @@ impl<'a> Compiler<'a> {
                         prefixes: prefixes.into_boxed_slice(),
                     })
                 });
-                CRule {
+                let mut rule = CRule {
                     action: r.action,
+                    matches_all: false,
                     ip_version: c.ip_version.unwrap_or(0),
                     protocol: c.protocol,
                     not_protocol: c.not_protocol,
@@ -258,7 +290,16 @@ impl<'a> Compiler<'a> {
                     dst: self.entity(&c.destination),
                     http,
                     istio: None,
-                }
+                };
+                rule.matches_all = rule.ip_version == 0
+                    && rule.protocol.is_none()
+                    && rule.not_protocol.is_none()
+                    && rule.icmp.is_none()
+                    && rule.not_icmp.is_none()
+                    && rule.src.is_any()
+                    && rule.dst.is_any()
+                    && rule.http.is_none();
+                rule
             })
             .collect()
     }
@@ -316,6 +357,7 @@ impl Program {
             selector_ids: FxHashMap::default(),
             selectors: Vec::new(),
             port_names: FxHashMap::default(),
+            principals: PrincipalIds::default(),
         };
 
         // 2. Policies: rules compiled, selection resolved to identity sets.
@@ -385,6 +427,28 @@ impl Program {
             per_identity.push(out);
         }
 
+        // Principal indexes of the segments with many rules keyed on exact principals.
+        let mut principals = std::mem::take(&mut c.principals);
+        let seg_index: Box<[[SideIndexes; 2]]> = lists
+            .iter()
+            .map(|l| {
+                [crate::Side::Ingress, crate::Side::Egress].map(|side| {
+                    l.segments
+                        .iter()
+                        .map(|seg| {
+                            let rules = seg.policies.iter().map(|&pid| {
+                                let p = policies.get(pid as usize);
+                                p.map(|p| if side == crate::Side::Ingress { &*p.ingress } else { &*p.egress })
+                                    .unwrap_or_default()
+                            });
+                            SegIndex::build(rules, &mut principals)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        let has_principal_ids = !principals.is_empty();
+
         // 4. Endpoints and addresses.
         let mut ip_v4 = FxHashMap::default();
         let mut ip_v6 = FxHashMap::default();
@@ -410,6 +474,7 @@ impl Program {
             endpoints.push(CEndpoint {
                 identity,
                 spiffe_valid: crate::spiffe::SpiffeId::parse(&e.identity).is_some(),
+                principal_id: principals.get(e.identity.strip_prefix("spiffe://").unwrap_or(&e.identity)),
                 spiffe: e.identity.as_str().into(),
                 namespace: e.namespace.as_str().into(),
                 service_account: e.service_account.as_str().into(),
@@ -434,6 +499,9 @@ impl Program {
             set_lists: set_lists.into_boxed_slice(),
             selectors: c.selectors.into_boxed_slice(),
             lists: lists.into_boxed_slice(),
+            seg_index,
+            principals,
+            has_principal_ids,
             policies: policies.into_boxed_slice(),
             tiers: bundle.tiers.iter().map(|t| t.default_action).collect(),
             no_policy_action: config.no_policy_action,
@@ -441,6 +509,11 @@ impl Program {
             trust_domain: config.trust_domain.as_str().into(),
             has_istio: bundle.has_istio(),
         }
+    }
+
+    /// Number of indexed segments (over lists and sides).
+    pub fn indexed_segments(&self) -> usize {
+        self.seg_index.iter().flatten().flatten().filter(|i| i.is_some()).count()
     }
 
     /// Approximate heap bytes held by the program (for the memory report).
@@ -460,6 +533,7 @@ impl Program {
         let sels: usize = self.selectors.iter().map(|s| s.heap_bytes() + 24).sum();
         let lists: usize =
             self.lists.iter().map(|l| l.segments.iter().map(|s| 24 + s.policies.len() * 4).sum::<usize>()).sum();
-        eps + ips + sels + lists + self.netsets.heap_bytes()
+        let index: usize = self.seg_index.iter().flatten().flatten().flatten().map(|i| i.heap_bytes() + 8).sum();
+        eps + ips + sels + lists + index + self.principals.heap_bytes() + self.netsets.heap_bytes()
     }
 }

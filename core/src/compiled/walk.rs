@@ -57,6 +57,8 @@ struct Ctx<'r, 'p> {
     /// The Calico-normalised HTTP path, when the request has HTTP.
     path: &'r str,
     istio: super::istio::IstioFacts<'r>,
+    /// The source principal's id in the principal index, when indexed rules name it.
+    principal_id: Option<u32>,
 }
 
 /// A presented principal, checked once.
@@ -182,7 +184,12 @@ pub(crate) fn decide<R: Recorder>(prog: &Program, req: &Request<'_>, generation:
         path: istio_path,
         has_http: req.http.is_some(),
     };
-    let ctx = Ctx { req, version: if src.key.0 { 4 } else { 6 }, src, dst, path, istio };
+    let principal_id = match src_principal {
+        _ if !prog.has_principal_ids => None,
+        Principal::Own => src.endpoint.and_then(|e| e.principal_id),
+        _ => istio.principal.and_then(|p| prog.principals.get(p)),
+    };
+    let ctx = Ctx { req, version: if src.key.0 { 4 } else { 6 }, src, dst, path, istio, principal_id };
 
     // Enforced: egress first; the first deny is reported.
     let mut outcome: Option<(Side, SideOut)> = None;
@@ -241,45 +248,40 @@ fn walk<R: Recorder>(
 ) -> SideOut {
     let slot = usize::from(side == Side::Egress);
     let list_id = ep.lists.get(slot).map(|&(e, p)| if pending { p } else { e }).unwrap_or(0);
-    if let Some(list) = prog.lists.get(list_id as usize) {
-        for seg in list.segments.iter() {
-            let mut passed = false;
-            'policies: for &pid in seg.policies.iter() {
-                let Some(pol) = prog.policies.get(pid as usize) else {
-                    continue;
-                };
+    if let Some(list) = prog.lists.get(list_id as usize).filter(|l| !l.segments.is_empty()) {
+        let indexes = prog.seg_index.get(list_id as usize).and_then(|s| s.get(slot));
+        for (si, seg) in list.segments.iter().enumerate() {
+            let mut step = Step::Next;
+            // One rule: `false` to go on, `true` when the segment's walk ends.
+            let mut visit = |pp: u32, ri: u32| {
+                let Some(&pid) = seg.policies.get(pp as usize) else { return false };
+                let Some(pol) = prog.policies.get(pid as usize) else { return false };
                 let rules = if side == Side::Ingress { &pol.ingress } else { &pol.egress };
-                for (ri, rule) in rules.iter().enumerate() {
-                    let Some(l7) = rule_matches(prog, ctx, rule) else {
-                        continue;
-                    };
-                    let source = HitSource::Policy { tier: seg.tier, policy: pid };
-                    let out = |action| SideOut {
-                        action,
-                        reason: Reason::Rule,
-                        tier: Some(seg.tier),
-                        policy: Some(pid),
-                        rule: Some(ri as i32),
-                        l7_pending: l7,
-                    };
-                    match rule.action {
-                        RuleAction::Log => rec.hit(side, Hit { source, action: HitAction::Log, rule: ri as i32 }),
-                        RuleAction::Allow => {
-                            rec.hit(side, Hit { source, action: HitAction::Allow, rule: ri as i32 });
-                            return out(Action::Allow);
-                        }
-                        RuleAction::Deny => {
-                            rec.hit(side, Hit { source, action: HitAction::Deny, rule: ri as i32 });
-                            return out(Action::Deny);
-                        }
-                        RuleAction::Pass => {
-                            rec.hit(side, Hit { source, action: HitAction::Pass, rule: ri as i32 });
-                            passed = true;
-                            break 'policies;
+                let Some(rule) = rules.get(ri as usize) else { return false };
+                step = visit_rule(prog, ctx, rule, seg.tier, pid, ri as i32, side, rec);
+                !matches!(step, Step::Next)
+            };
+            match indexes.and_then(|x| x.get(si)).and_then(Option::as_ref) {
+                Some(index) => index.for_candidates(ctx.principal_id, &mut visit),
+                None => {
+                    'policies: for (pp, &pid) in seg.policies.iter().enumerate() {
+                        let n = prog
+                            .policies
+                            .get(pid as usize)
+                            .map_or(0, |p| if side == Side::Ingress { p.ingress.len() } else { p.egress.len() });
+                        for ri in 0..n {
+                            if visit(pp as u32, ri as u32) {
+                                break 'policies;
+                            }
                         }
                     }
                 }
             }
+            let passed = match step {
+                Step::Done(out) => return out,
+                Step::Pass => true,
+                Step::Next => false,
+            };
             if passed {
                 continue;
             }
@@ -309,12 +311,75 @@ fn walk<R: Recorder>(
     SideOut { action, reason: Reason::NoPolicy, tier: None, policy: None, rule: None, l7_pending: false }
 }
 
+/// What one rule does to a segment's walk.
+enum Step {
+    /// Not matched, or a `Log`: the next rule.
+    Next,
+    /// `Pass`: the next tier.
+    Pass,
+    /// `Allow` or `Deny`: the side's verdict.
+    Done(SideOut),
+}
+
+/// Evaluates one rule and records its hit.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn visit_rule<R: Recorder>(
+    prog: &Program,
+    ctx: &Ctx<'_, '_>,
+    rule: &CRule,
+    tier: TierId,
+    pid: PolicyId,
+    ri: i32,
+    side: Side,
+    rec: &mut R,
+) -> Step {
+    let Some(l7) = rule_matches(prog, ctx, rule) else {
+        return Step::Next;
+    };
+    let source = HitSource::Policy { tier, policy: pid };
+    let out = |action| SideOut {
+        action,
+        reason: Reason::Rule,
+        tier: Some(tier),
+        policy: Some(pid),
+        rule: Some(ri),
+        l7_pending: l7,
+    };
+    match rule.action {
+        RuleAction::Log => {
+            rec.hit(side, Hit { source, action: HitAction::Log, rule: ri });
+            Step::Next
+        }
+        RuleAction::Allow => {
+            rec.hit(side, Hit { source, action: HitAction::Allow, rule: ri });
+            Step::Done(out(Action::Allow))
+        }
+        RuleAction::Deny => {
+            rec.hit(side, Hit { source, action: HitAction::Deny, rule: ri });
+            Step::Done(out(Action::Deny))
+        }
+        RuleAction::Pass => {
+            rec.hit(side, Hit { source, action: HitAction::Pass, rule: ri });
+            Step::Pass
+        }
+    }
+}
+
 /// `None` when the rule does not match; `Some(l7_pending)` when it does.
 #[inline]
 fn rule_matches(prog: &Program, ctx: &Ctx<'_, '_>, r: &CRule) -> Option<bool> {
+    if r.matches_all {
+        return Some(false);
+    }
     let req = ctx.req;
     if let Some(i) = &r.istio {
-        return super::istio::matches(&ctx.istio, &i.0, i.1, r.action == RuleAction::Pass).then_some(false);
+        let allow_layer = r.action == RuleAction::Pass;
+        let hit = match &i.simple {
+            Some(s) => s.matches(&ctx.istio, ctx.principal_id, i.uses_http, allow_layer),
+            None => super::istio::matches(&ctx.istio, &i.rule, i.uses_http, allow_layer),
+        };
+        return hit.then_some(false);
     }
     // On a missing attribute, only a Deny rule's criterion holds.
     let missing_holds = r.action == RuleAction::Deny;

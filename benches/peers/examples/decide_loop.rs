@@ -1,0 +1,21 @@
+//! Decides one workload request in a loop, for profilers (`valgrind --tool=callgrind`):
+//! `decide_loop [N] [shape] [iterations]`.
+
+use palisade_peers::palisade_peer::PalisadePeer;
+use palisade_peers::{Shape, Workload};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
+    let shape = args.next().unwrap_or_else(|| "first".into());
+    let iters: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let w = Workload::generate(n);
+    let Ok(p) = PalisadePeer::new(&w) else { return };
+    let Some(&shape) = Shape::ALL.iter().find(|s| s.name() == shape) else { return };
+    let r = w.request(shape);
+    let mut allowed = 0usize;
+    for _ in 0..iters {
+        allowed += usize::from(p.decide(std::hint::black_box(r)));
+    }
+    println!("{allowed} of {iters} allowed");
+}
