@@ -1,8 +1,8 @@
 //! Criterion: every engine x N x request shape, on the same generated workload.
 //!
-//! Headline ids (`palisade`, `scan`, `cedar`, `regorus`) include what a caller does per
+//! Headline ids (`palisade`, `scan`, `cedar`, `regorus`, `casbin`) include what a caller does per
 //! request (Palisade's borrowed request, Cedar's request and context, regorus' input
-//! value); `cedar-eval` and `regorus-eval` time the evaluation alone with the request
+//! value, casbin's argument tuple); `cedar-eval` and `regorus-eval` time the evaluation alone with the request
 //! built beforehand. `cargo run --release -p palisade-peers --bin peers-report` turns the
 //! results into BENCHMARKS.md's tables and docs/bench/*.svg.
 //!
@@ -12,6 +12,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
+use palisade_peers::casbin_peer::CasbinPeer;
 use palisade_peers::cedar_peer::CedarPeer;
 use palisade_peers::palisade_peer::PalisadePeer;
 use palisade_peers::rego_peer::{RegoProgram, input};
@@ -33,10 +34,11 @@ fn peers(c: &mut Criterion) {
         let Ok(rego_program) = RegoProgram::new(&w) else { return };
         let Ok(mut rego) = rego_program.vm() else { return };
         let scan = HandScan::new(&w);
+        let Ok(casbin) = CasbinPeer::new(&w) else { return };
         for shape in Shape::TIMED {
             let r = w.request(shape);
             // Agreement before speed: a cell whose engines disagree is not timed.
-            let verdicts = [palisade.decide(r), cedar.decide(r), rego.decide(r), scan.decide(r)];
+            let verdicts = [palisade.decide(r), cedar.decide(r), rego.decide(r), scan.decide(r), casbin.decide(r)];
             if verdicts.iter().any(|&v| v != r.expect_allow) {
                 eprintln!("engines disagree at N = {n}, {}: {verdicts:?}; skipping", shape.name());
                 continue;
@@ -56,6 +58,7 @@ fn peers(c: &mut Criterion) {
             g.bench_function(BenchmarkId::new("regorus-eval", n), |b| {
                 b.iter_batched(|| input(r), |v| rego.evaluate(black_box(v)), BatchSize::SmallInput)
             });
+            g.bench_with_input(BenchmarkId::new("casbin", n), r, |b, r| b.iter(|| casbin.decide(black_box(r))));
             g.finish();
         }
     }

@@ -10,6 +10,7 @@
 //!   with the pods the principals belong to (Palisade binds a principal to its pod's IP);
 //! * [`cedar_peer`]: `forbid` per range, `permit` per rule;
 //! * [`rego_peer`]: one Rego module over rules held as data, run by regorus' RVM;
+//! * [`casbin_peer`]: a casbin model with deny and allow rows;
 //! * [`scan`]: a hand-written loop over pre-parsed rules, the floor.
 //!
 //! ```
@@ -24,6 +25,7 @@
 //! }
 //! ```
 
+pub mod casbin_peer;
 pub mod cedar_peer;
 pub mod palisade_peer;
 pub mod rego_peer;

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use palisade_peers::casbin_peer::CasbinPeer;
 use palisade_peers::cedar_peer::CedarPeer;
 use palisade_peers::palisade_peer::PalisadePeer;
 use palisade_peers::rego_peer::RegoProgram;
@@ -16,6 +17,7 @@ fn check(n: usize) {
     let cedar = CedarPeer::new(&w).unwrap();
     let mut rego = RegoProgram::new(&w).unwrap().vm().unwrap();
     let scan = HandScan::new(&w);
+    let casbin = CasbinPeer::new(&w).unwrap();
     for shape in Shape::ALL {
         let r = w.request(shape);
         let verdicts = [
@@ -23,6 +25,7 @@ fn check(n: usize) {
             ("cedar", cedar.decide(r)),
             ("regorus", rego.decide(r)),
             ("scan", scan.decide(r)),
+            ("casbin", casbin.decide(r)),
         ];
         for (engine, allowed) in verdicts {
             assert_eq!(allowed, r.expect_allow, "N = {n}, {engine} on {:?}: {r:?}", shape);
@@ -67,11 +70,15 @@ fn every_engine_denies_a_stolen_or_wrong_request() {
     let cedar = CedarPeer::new(&w).unwrap();
     let mut rego = RegoProgram::new(&w).unwrap().vm().unwrap();
     let scan = HandScan::new(&w);
+    let casbin = CasbinPeer::new(&w).unwrap();
     // The first rule's certificate presented from the last rule's pod.
     let mut stolen = w.request(Shape::First).clone();
     stolen.src_ip = w.rules[9].client_ip;
     assert!(!palisade.decide(&stolen), "Palisade binds identity to IP");
-    assert!(cedar.decide(&stolen) && rego.decide(&stolen) && scan.decide(&stolen), "the peers see only the principal");
+    assert!(
+        cedar.decide(&stolen) && rego.decide(&stolen) && scan.decide(&stolen) && casbin.decide(&stolen),
+        "the peers see only the principal"
+    );
     // Wrong method: everyone denies.
     let mut wrong = w.request(Shape::First).clone();
     wrong.method = "PATCH".into();
@@ -80,6 +87,7 @@ fn every_engine_denies_a_stolen_or_wrong_request() {
         ("cedar", cedar.decide(&wrong)),
         ("regorus", rego.decide(&wrong)),
         ("scan", scan.decide(&wrong)),
+        ("casbin", casbin.decide(&wrong)),
     ] {
         assert!(!allowed, "{engine} allowed a method no rule names");
     }

@@ -1,6 +1,6 @@
 //! The peers report: reads the criterion results of `cargo bench -p palisade-peers`,
 //! measures load cost (time, memory) and multi-threaded throughput under reload, and writes
-//! `docs/bench/peers.md` (the tables BENCHMARKS.md shows), `docs/bench/peers.json` and one
+//! `docs/bench/peers.md` (also copied into BENCHMARKS.md between its `peers` markers), `docs/bench/peers.json` and one
 //! log-log plot per request shape, `docs/bench/peers-<shape>.svg`.
 //!
 //! ```text
@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use palisade_peers::casbin_peer::{self, CasbinPeer};
 use palisade_peers::cedar_peer::{self, CedarPeer};
 use palisade_peers::palisade_peer::{self, PalisadePeer};
 use palisade_peers::rego_peer::{self, RegoProgram};
@@ -52,7 +53,10 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-const ENGINES: [&str; 4] = ["palisade", "scan", "cedar", "regorus"];
+const BEGIN: &str = "<!-- peers:begin -->";
+const END: &str = "<!-- peers:end -->";
+
+const ENGINES: [&str; 5] = ["palisade", "scan", "cedar", "regorus", "casbin"];
 
 type Error = Box<dyn std::error::Error>;
 
@@ -75,20 +79,20 @@ fn main() -> Result<(), Error> {
     for &n in &sizes {
         agree(n)?;
     }
-    let _ = writeln!(md, "Agreement: all four engines gave the intended verdict for every shape at N = {sizes:?}.\n");
+    let _ = writeln!(md, "Agreement: all five engines gave the intended verdict for every shape at N = {sizes:?}.\n");
     let mut medians = serde_json::Map::new();
     for shape in Shape::TIMED {
         let _ = writeln!(md, "#### Median ns per decision, request `{}` (ratio = peer / Palisade)\n", shape.name());
         let _ = writeln!(
             md,
-            "| N | Palisade | hand scan | Cedar | regorus (RVM) | Cedar eval only | regorus eval only |\n|---:|---:|---:|---:|---:|---:|---:|"
+            "| N | Palisade | hand scan | Cedar | regorus (RVM) | casbin | Cedar eval only | regorus eval only |\n|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         let mut series: Vec<(&str, Vec<(f64, f64)>)> = ENGINES.iter().map(|e| (*e, Vec::new())).collect();
         for &n in &sizes {
             let get = |e: &str| criterion_median(&target, shape, e, n);
             let p = get("palisade");
             let mut row = format!("| {n} | {} |", fmt_ns(p));
-            for e in ["scan", "cedar", "regorus", "cedar-eval", "regorus-eval"] {
+            for e in ["scan", "cedar", "regorus", "casbin", "cedar-eval", "regorus-eval"] {
                 let v = get(e);
                 let ratio = match (v, p) {
                     (Some(v), Some(p)) if p > 0.0 => format!(" ({})", fmt_ratio(v / p)),
@@ -117,19 +121,22 @@ fn main() -> Result<(), Error> {
 
     // 2. Load cost.
     let _ = writeln!(md, "#### Load: time to parse and compile, and live heap after loading\n");
-    let _ = writeln!(md, "| N | Palisade | hand scan | Cedar | regorus (RVM) |\n|---:|---:|---:|---:|---:|");
+    let _ =
+        writeln!(md, "| N | Palisade | hand scan | Cedar | regorus (RVM) | casbin |\n|---:|---:|---:|---:|---:|---:|");
     let mut loads = serde_json::Map::new();
     for &n in &sizes {
         let w = Workload::generate(n);
         let yaml = palisade_peer::bundle(&w);
         let cedar_text = cedar_peer::policies(&w);
         let rego_data = rego_peer::data(&w);
+        let casbin_rows = casbin_peer::rows(&w);
         let runs = if n >= 10_000 { 1 } else { 3 };
         let cells = [
             load_cost(runs, || PalisadePeer::from_yaml(&yaml).map_err(Error::from)),
             load_cost(runs, || Ok(HandScan::new(&w))),
             load_cost(runs, || CedarPeer::from_text(&cedar_text).map_err(Error::from)),
             load_cost(runs, || RegoProgram::from_data(&rego_data).and_then(|p| p.vm()).map_err(Error::from)),
+            load_cost(runs, || CasbinPeer::from_rows(casbin_rows.clone()).map_err(Error::from)),
         ];
         let mut row = format!("| {n} |");
         for (e, c) in ENGINES.iter().zip(&cells) {
@@ -146,8 +153,10 @@ fn main() -> Result<(), Error> {
         md,
         "\n#### Throughput with a reload every 10 ms (request `last`; decisions per second, p99 latency)\n"
     );
-    let _ =
-        writeln!(md, "| N | readers | Palisade | hand scan | Cedar | regorus (RVM) |\n|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        md,
+        "| N | readers | Palisade | hand scan | Cedar | regorus (RVM) | casbin |\n|---:|---:|---:|---:|---:|---:|---:|"
+    );
     let mut threads = serde_json::Map::new();
     for &n in sizes.iter().filter(|&&n| n == 10 || n == 1_000) {
         let w = Workload::generate(n);
@@ -167,6 +176,15 @@ fn main() -> Result<(), Error> {
     json.insert("threads".into(), threads.into());
 
     std::fs::write(out.join("peers.md"), &md)?;
+    // BENCHMARKS.md shows the tables between its markers.
+    let bench_md = root.join("BENCHMARKS.md");
+    if let Ok(text) = std::fs::read_to_string(&bench_md)
+        && let (Some(a), Some(b)) = (text.find(BEGIN), text.find(END))
+        && a < b
+    {
+        let updated = format!("{}{BEGIN}\n{md}{}", &text[..a], &text[b..]);
+        std::fs::write(&bench_md, updated)?;
+    }
     std::fs::write(out.join("peers.json"), serde_json::to_string_pretty(&serde_json::Value::Object(json))?)?;
     print!("{md}");
     Ok(())
@@ -179,9 +197,10 @@ fn agree(n: usize) -> Result<(), Error> {
     let cedar = CedarPeer::new(&w)?;
     let mut rego = RegoProgram::new(&w)?.vm()?;
     let scan = HandScan::new(&w);
+    let casbin = CasbinPeer::new(&w)?;
     for shape in Shape::ALL {
         let r = w.request(shape);
-        let got = [palisade.decide(r), scan.decide(r), cedar.decide(r), rego.decide(r)];
+        let got = [palisade.decide(r), scan.decide(r), cedar.decide(r), rego.decide(r), casbin.decide(r)];
         if got.iter().any(|&v| v != r.expect_allow) {
             return Err(format!("engines disagree at N = {n}, request {}: {got:?}", shape.name()).into());
         }
@@ -223,6 +242,7 @@ enum Shared {
     Scan(RwLock<Arc<HandScan>>),
     Cedar(RwLock<Arc<CedarPeer>>),
     Rego(RwLock<(u64, Arc<RegoProgram>)>),
+    Casbin(RwLock<Arc<CasbinPeer>>),
 }
 
 /// `readers` threads decide `last` for `dur` while a third thread reloads every 10 ms.
@@ -230,11 +250,13 @@ fn throughput(engine: &str, w: &Workload, readers: usize, dur: Duration) -> Resu
     let yaml = palisade_peer::bundle(w);
     let cedar_text = cedar_peer::policies(w);
     let rego_data = rego_peer::data(w);
+    let casbin_rows = casbin_peer::rows(w);
     let shared = Arc::new(match engine {
         "palisade" => Shared::Palisade(Arc::new(PalisadePeer::from_yaml(&yaml)?)),
         "scan" => Shared::Scan(RwLock::new(Arc::new(HandScan::new(w)))),
         "cedar" => Shared::Cedar(RwLock::new(Arc::new(CedarPeer::from_text(&cedar_text)?))),
-        _ => Shared::Rego(RwLock::new((0, Arc::new(RegoProgram::from_data(&rego_data)?)))),
+        "regorus" => Shared::Rego(RwLock::new((0, Arc::new(RegoProgram::from_data(&rego_data)?)))),
+        _ => Shared::Casbin(RwLock::new(Arc::new(CasbinPeer::from_rows(casbin_rows.clone())?))),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let reloads = Arc::new(AtomicU64::new(0));
@@ -260,6 +282,10 @@ fn throughput(engine: &str, w: &Workload, readers: usize, dur: Duration) -> Resu
                         let new = Arc::new(RegoProgram::from_data(&rego_data)?);
                         let mut g = l.write().map_err(|e| e.to_string())?;
                         *g = (g.0 + 1, new);
+                    }
+                    Shared::Casbin(l) => {
+                        let new = Arc::new(CasbinPeer::from_rows(casbin_rows.clone())?);
+                        *l.write().map_err(|e| e.to_string())? = new;
                     }
                 }
                 reloads.fetch_add(1, Ordering::Relaxed);
@@ -306,6 +332,7 @@ fn reader(shared: &Shared, req: &PeerRequest, dur: Duration) -> Result<(u64, Vec
                 Shared::Palisade(p) => p.decide(req),
                 Shared::Scan(l) => l.read().map_err(|e| e.to_string())?.decide(req),
                 Shared::Cedar(l) => l.read().map_err(|e| e.to_string())?.decide(req),
+                Shared::Casbin(l) => l.read().map_err(|e| e.to_string())?.decide(req),
                 Shared::Rego(l) => {
                     let g = l.read().map_err(|e| e.to_string())?;
                     if rego_vm.as_ref().is_none_or(|(gen_, _)| *gen_ != g.0) {
@@ -351,7 +378,7 @@ fn plot(path: &Path, shape: Shape, series: &[(&str, Vec<(f64, f64)>)]) -> Result
         .y_label_area_size(64)
         .build_cartesian_2d((nlo * 0.8..nhi * 1.25).log_scale(), (lo * 0.5..hi * 2.0).log_scale())?;
     chart.configure_mesh().x_desc("N (allow rules)").y_desc("ns per decision (median)").draw()?;
-    let colors = [RED, BLACK, BLUE, GREEN];
+    let colors = [RED, BLACK, BLUE, GREEN, MAGENTA];
     for ((name, pts), color) in series.iter().zip(colors) {
         chart
             .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
