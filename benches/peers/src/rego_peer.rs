@@ -51,6 +51,9 @@ pub struct RegoProgram {
     policy: regorus::CompiledPolicy,
     program: Arc<Program>,
     data: Value,
+    /// The VM's instruction budget: its default (25,000) stops the scan of a few thousand
+    /// rules, which then fails closed; a deployment sizes it to its data as this does.
+    max_instructions: usize,
 }
 
 /// Errors of the regorus peer.
@@ -65,19 +68,22 @@ impl RegoProgram {
     /// Compiles the module with a rendered data document.
     pub fn from_data(data_json: &str) -> Result<RegoProgram, RegoError> {
         let data = Value::from_json_str(data_json).map_err(|e| e.to_string())?;
+        let json: serde_json::Value = serde_json::from_str(data_json).map_err(|e| e.to_string())?;
+        let entries: usize = ["rules", "blocked"].iter().filter_map(|k| json[*k].as_array()).map(Vec::len).sum();
         let mut engine = regorus::Engine::new();
         engine.add_policy("bench.rego".to_string(), MODULE.to_string()).map_err(|e| e.to_string())?;
         engine.add_data(data.clone()).map_err(|e| e.to_string())?;
         let policy = engine.compile_with_entrypoint(&ENTRY.into()).map_err(|e| e.to_string())?;
         let program = regorus::languages::rego::compiler::Compiler::compile_from_policy(&policy, &[ENTRY])
             .map_err(|e| e.to_string())?;
-        Ok(RegoProgram { policy, program, data })
+        Ok(RegoProgram { policy, program, data, max_instructions: 25_000 + 1_000 * entries })
     }
 
     /// A VM with this program and data loaded (a VM runs one evaluation at a time).
     pub fn vm(&self) -> Result<RegoPeer, RegoError> {
         let mut vm = RegoVM::new_with_policy(self.policy.clone());
         vm.load_program(self.program.clone());
+        vm.set_max_instructions(self.max_instructions);
         vm.set_data(self.data.clone()).map_err(|e| e.to_string())?;
         Ok(RegoPeer { vm })
     }

@@ -13,6 +13,8 @@ use crate::spiffe::SpiffeId;
 
 /// What is known about one end's IP.
 struct IpInfo<'p> {
+    /// The address, IPv4-mapped IPv6 folded to IPv4.
+    ip: std::net::IpAddr,
     key: (bool, u128),
     endpoint: Option<&'p CEndpoint>,
     endpoint_index: u32,
@@ -23,7 +25,8 @@ struct IpInfo<'p> {
 impl Program {
     #[inline]
     fn ip_info(&self, ip: std::net::IpAddr) -> IpInfo<'_> {
-        let key = ip_key(canonical_ip(ip));
+        let ip = canonical_ip(ip);
+        let key = ip_key(ip);
         let idx = if key.0 { self.ip_v4.get(&(key.1 as u32)) } else { self.ip_v6.get(&key.1) };
         let sets = if self.set_lists.len() > 1 {
             let list = self.netsets.lookup(key);
@@ -32,6 +35,7 @@ impl Program {
             &[]
         };
         IpInfo {
+            ip,
             key,
             endpoint: idx.and_then(|&i| self.endpoints.get(i as usize)),
             endpoint_index: idx.copied().unwrap_or(0),
@@ -177,9 +181,9 @@ pub(crate) fn decide<R: Recorder>(prog: &Program, req: &Request<'_>, generation:
         req,
         uri: req.source.principal,
         principal: req.source.principal.map(|u| u.strip_prefix("spiffe://").unwrap_or(u)),
-        src_ip: canonical_ip(req.source.ip),
-        remote_ip: canonical_ip(req.remote_ip.unwrap_or(req.source.ip)),
-        dst_ip: canonical_ip(req.destination.ip),
+        src_ip: src.ip,
+        remote_ip: req.remote_ip.map_or(src.ip, canonical_ip),
+        dst_ip: dst.ip,
         port: super::istio::port_of(req),
         path: istio_path,
         has_http: req.http.is_some(),
@@ -195,13 +199,21 @@ pub(crate) fn decide<R: Recorder>(prog: &Program, req: &Request<'_>, generation:
     let mut outcome: Option<(Side, SideOut)> = None;
     if let Some(ep) = egress_ep {
         rec.side(Side::Egress);
-        let o = walk(prog, &ctx, ep, egress_idx, Side::Egress, false, rec);
+        let o = if no_policies(prog, ep, Side::Egress) {
+            profile(prog, egress_idx, Side::Egress, rec)
+        } else {
+            walk(prog, &ctx, ep, egress_idx, Side::Egress, false, rec)
+        };
         outcome = Some((Side::Egress, o));
     }
     let egress_denied = outcome.as_ref().is_some_and(|(_, o)| o.action == Action::Deny);
     if !egress_denied && let Some(ep) = ingress_ep {
         rec.side(Side::Ingress);
-        let o = walk(prog, &ctx, ep, ingress_idx, Side::Ingress, false, rec);
+        let o = if no_policies(prog, ep, Side::Ingress) {
+            profile(prog, ingress_idx, Side::Ingress, rec)
+        } else {
+            walk(prog, &ctx, ep, ingress_idx, Side::Ingress, false, rec)
+        };
         outcome = Some((Side::Ingress, o));
     }
 
@@ -235,6 +247,23 @@ pub(crate) fn decide<R: Recorder>(prog: &Program, req: &Request<'_>, generation:
         generation,
         detail: None,
     }
+}
+
+/// The outcome of a side no policy applies to: the profile's action.
+#[inline]
+fn profile<R: Recorder>(prog: &Program, ep_index: u32, side: Side, rec: &mut R) -> SideOut {
+    let action = prog.no_policy_action;
+    let hit = if action == Action::Allow { HitAction::Allow } else { HitAction::Deny };
+    rec.hit(side, Hit { source: HitSource::Profile { endpoint: ep_index }, action: hit, rule: 0 });
+    SideOut { action, reason: Reason::NoPolicy, tier: None, policy: None, rule: None, l7_pending: false }
+}
+
+/// Whether the enforced list of `ep` on `side` has no policy.
+#[inline]
+fn no_policies(prog: &Program, ep: &CEndpoint, side: Side) -> bool {
+    let slot = usize::from(side == Side::Egress);
+    let list_id = ep.lists.get(slot).map_or(0, |&(e, _)| e);
+    prog.lists.get(list_id as usize).is_none_or(|l| l.segments.is_empty())
 }
 
 fn walk<R: Recorder>(
@@ -305,10 +334,7 @@ fn walk<R: Recorder>(
             }
         }
     }
-    let action = prog.no_policy_action;
-    let hit = if action == Action::Allow { HitAction::Allow } else { HitAction::Deny };
-    rec.hit(side, Hit { source: HitSource::Profile { endpoint: ep_index }, action: hit, rule: 0 });
-    SideOut { action, reason: Reason::NoPolicy, tier: None, policy: None, rule: None, l7_pending: false }
+    profile(prog, ep_index, side, rec)
 }
 
 /// What one rule does to a segment's walk.

@@ -164,7 +164,7 @@ fn main() -> Result<(), Error> {
             let mut row = format!("| {n} | {readers} |");
             for e in ENGINES {
                 let r = throughput(e, &w, readers, Duration::from_secs_f64(seconds))?;
-                let _ = write!(row, " {:.2} M/s, p99 {} |", r.per_second / 1e6, fmt_ns(Some(r.p99_ns)));
+                let _ = write!(row, " {}, p99 {} |", fmt_rate(r.per_second), fmt_ns(Some(r.p99_ns)));
                 threads.insert(
                     format!("{e}/{n}/{readers}"),
                     serde_json::json!({"per_second": r.per_second, "p99_ns": r.p99_ns, "reloads": r.reloads}),
@@ -397,6 +397,16 @@ fn fmt_ns(v: Option<f64>) -> String {
         Some(v) if v < 1_000.0 => format!("{v:.0} ns"),
         Some(v) if v < 1_000_000.0 => format!("{:.1} µs", v / 1e3),
         Some(v) => format!("{:.2} ms", v / 1e6),
+    }
+}
+
+fn fmt_rate(per_second: f64) -> String {
+    if per_second >= 1e6 {
+        format!("{:.2} M/s", per_second / 1e6)
+    } else if per_second >= 1e3 {
+        format!("{:.1} k/s", per_second / 1e3)
+    } else {
+        format!("{per_second:.0}/s")
     }
 }
 
