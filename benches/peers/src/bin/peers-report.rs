@@ -378,7 +378,7 @@ fn plot(path: &Path, shape: Shape, series: &[(&str, Vec<(f64, f64)>)]) -> Result
         .y_label_area_size(64)
         .build_cartesian_2d((nlo * 0.8..nhi * 1.25).log_scale(), (lo * 0.5..hi * 2.0).log_scale())?;
     chart.configure_mesh().x_desc("N (allow rules)").y_desc("ns per decision (median)").draw()?;
-    let colors = [RED, BLACK, BLUE, GREEN, MAGENTA];
+    let colors = [RED, RGBColor(230, 120, 0), BLUE, GREEN, MAGENTA];
     for ((name, pts), color) in series.iter().zip(colors) {
         chart
             .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
