@@ -16,6 +16,8 @@
 //! assert!(d.allowed());
 //! ```
 
+pub mod alloc_count;
+
 use std::fmt::Write as _;
 
 use palisade::OwnedRequest;

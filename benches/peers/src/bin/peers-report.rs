@@ -11,13 +11,13 @@
 //! `PEERS_SIZES` limits the sizes as for the bench; `PEERS_SECONDS` sets the length of each
 //! throughput run (default 1.5).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use palisade_bench::alloc_count::live;
 use palisade_peers::casbin_peer::{self, CasbinPeer};
 use palisade_peers::cedar_peer::{self, CedarPeer};
 use palisade_peers::palisade_peer::{self, PalisadePeer};
@@ -26,32 +26,8 @@ use palisade_peers::scan::HandScan;
 use palisade_peers::{PeerRequest, SIZES, Shape, Workload};
 use plotters::prelude::*;
 
-/// Counts live heap bytes, for the memory of each loaded engine.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator and only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
-        // SAFETY: the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        // SAFETY: the caller upholds `dealloc`'s contract.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
-        // SAFETY: the caller upholds `realloc`'s contract.
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: palisade_bench::alloc_count::Counting = palisade_bench::alloc_count::Counting;
 
 const BEGIN: &str = "<!-- peers:begin -->";
 const END: &str = "<!-- peers:end -->";
@@ -219,11 +195,11 @@ fn load_cost<T>(runs: usize, mut build: impl FnMut() -> Result<T, Error>) -> Res
     let mut times = Vec::new();
     let mut bytes = 0isize;
     for _ in 0..runs {
-        let before = LIVE.load(Ordering::SeqCst);
+        let before = live();
         let t = Instant::now();
         let value = build()?;
         times.push(t.elapsed());
-        bytes = LIVE.load(Ordering::SeqCst) - before;
+        bytes = live() - before;
         drop(value);
     }
     times.sort();
