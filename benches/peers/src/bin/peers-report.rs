@@ -8,6 +8,7 @@
 //! cargo run --release -p palisade-peers --bin peers-report
 //! ```
 //!
+//! `PEERS_PLOTS_ONLY=1` redraws the plots from the criterion results and writes nothing else.
 //! `PEERS_SIZES` limits the sizes as for the bench; `PEERS_SECONDS` sets the length of each
 //! throughput run (default 1.5).
 
@@ -94,6 +95,9 @@ fn main() -> Result<(), Error> {
         let _ = writeln!(md, "![ns per decision vs N, request {0}](docs/bench/peers-{0}.svg)\n", shape.name());
     }
     json.insert("median_ns".into(), medians.into());
+    if std::env::var_os("PEERS_PLOTS_ONLY").is_some() {
+        return Ok(());
+    }
 
     // 2. Load cost.
     let _ = writeln!(md, "#### Load: time to parse and compile, and live heap after loading\n");
@@ -353,7 +357,13 @@ fn plot(path: &Path, shape: Shape, series: &[(&str, Vec<(f64, f64)>)]) -> Result
         .x_label_area_size(40)
         .y_label_area_size(64)
         .build_cartesian_2d((nlo * 0.8..nhi * 1.25).log_scale(), (lo * 0.5..hi * 2.0).log_scale())?;
-    chart.configure_mesh().x_desc("N (allow rules)").y_desc("ns per decision (median)").draw()?;
+    chart
+        .configure_mesh()
+        .x_desc("N (allow rules)")
+        .y_desc("time per decision (median)")
+        .x_label_formatter(&|n| format!("{n:.0}"))
+        .y_label_formatter(&|v| fmt_ns(Some(*v)))
+        .draw()?;
     let colors = [RED, RGBColor(230, 120, 0), BLUE, GREEN, MAGENTA];
     for ((name, pts), color) in series.iter().zip(colors) {
         chart
@@ -362,7 +372,12 @@ fn plot(path: &Path, shape: Shape, series: &[(&str, Vec<(f64, f64)>)]) -> Result
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
         chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
     root.present()?;
     Ok(())
 }
