@@ -3,7 +3,6 @@
 //! ALLOW layer ends in deny), the caller pods the principals belong to.
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
 use palisade::{Address, Engine, Headers, Http, Request};
 
@@ -85,9 +84,4 @@ impl PalisadePeer {
     pub fn decide(&self, r: &PeerRequest) -> bool {
         self.engine.decide(&request(r)).allowed()
     }
-}
-
-/// The service IP as an address (for callers that need it).
-pub fn service_ip() -> IpAddr {
-    IpAddr::V4(SERVICE_IP)
 }

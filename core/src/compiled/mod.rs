@@ -114,6 +114,14 @@ struct CPolicy {
     egress: Box<[CRule]>,
 }
 
+impl CPolicy {
+    /// The rules of one side.
+    #[inline]
+    fn rules(&self, side: crate::Side) -> &[CRule] {
+        if side == crate::Side::Ingress { &self.ingress } else { &self.egress }
+    }
+}
+
 #[derive(Debug)]
 struct CRule {
     action: RuleAction,
@@ -440,11 +448,10 @@ impl Program {
                     l.segments
                         .iter()
                         .map(|seg| {
-                            let rules = seg.policies.iter().map(|&pid| {
-                                let p = policies.get(pid as usize);
-                                p.map(|p| if side == crate::Side::Ingress { &*p.ingress } else { &*p.egress })
-                                    .unwrap_or_default()
-                            });
+                            let rules = seg
+                                .policies
+                                .iter()
+                                .map(|&pid| policies.get(pid as usize).map(|p| p.rules(side)).unwrap_or_default());
                             SegIndex::build(rules, &mut principals)
                         })
                         .collect()

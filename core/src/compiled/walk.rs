@@ -281,25 +281,23 @@ fn walk<R: Recorder>(
         let indexes = prog.seg_index.get(list_id as usize).and_then(|s| s.get(slot));
         for (si, seg) in list.segments.iter().enumerate() {
             let mut step = Step::Next;
-            // One rule: `false` to go on, `true` when the segment's walk ends.
-            let mut visit = |pp: u32, ri: u32| {
-                let Some(&pid) = seg.policies.get(pp as usize) else { return false };
-                let Some(pol) = prog.policies.get(pid as usize) else { return false };
-                let rules = if side == Side::Ingress { &pol.ingress } else { &pol.egress };
-                let Some(rule) = rules.get(ri as usize) else { return false };
-                step = visit_rule(prog, ctx, rule, seg.tier, pid, ri as i32, side, rec);
-                !matches!(step, Step::Next)
-            };
             match indexes.and_then(|x| x.get(si)).and_then(Option::as_ref) {
-                Some(index) => index.for_candidates(ctx.principal_id, &mut visit),
+                // Only the rules that may match this principal, in segment order.
+                Some(index) => index.for_candidates(ctx.principal_id, |pp, ri| {
+                    let Some(&pid) = seg.policies.get(pp as usize) else { return false };
+                    let Some(rule) = prog.policies.get(pid as usize).and_then(|p| p.rules(side).get(ri as usize))
+                    else {
+                        return false;
+                    };
+                    step = visit_rule(prog, ctx, rule, seg.tier, pid, ri as i32, side, rec);
+                    !matches!(step, Step::Next)
+                }),
                 None => {
-                    'policies: for (pp, &pid) in seg.policies.iter().enumerate() {
-                        let n = prog
-                            .policies
-                            .get(pid as usize)
-                            .map_or(0, |p| if side == Side::Ingress { p.ingress.len() } else { p.egress.len() });
-                        for ri in 0..n {
-                            if visit(pp as u32, ri as u32) {
+                    'policies: for &pid in seg.policies.iter() {
+                        let Some(pol) = prog.policies.get(pid as usize) else { continue };
+                        for (ri, rule) in pol.rules(side).iter().enumerate() {
+                            step = visit_rule(prog, ctx, rule, seg.tier, pid, ri as i32, side, rec);
+                            if !matches!(step, Step::Next) {
                                 break 'policies;
                             }
                         }
