@@ -1,8 +1,8 @@
 //! HTTP path validation and normalisation, without heap allocation.
 //!
-//! Every policy kind first: strip query and fragment, percent-decode once, reject what is
-//! still encoded (`%2e`, `%2f`, `%5c`), NUL and non-UTF-8, turn `\` into `/`, drop
-//! `;params` from each segment. Then Calico rules apply Go's `path.Clean`, Istio rules
+//! Every policy kind first: strip query and fragment, reject an encoded separator (`%2F`,
+//! `%5C`, any case: SPEC 9.3), percent-decode once, reject what is still encoded (`%2e`,
+//! `%2f`, `%5c`), NUL and non-UTF-8, turn `\` into `/`, drop `;params` from each segment. Then Calico rules apply Go's `path.Clean`, Istio rules
 //! RFC 3986 dot-segment removal without merging slashes.
 
 /// The longest HTTP path accepted (a longer one is an invalid request).
@@ -77,8 +77,15 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
+/// Why a path with `%2F` or `%5C` is refused.
+pub const ENCODED_SEPARATOR: &str = "HTTP path has an encoded '/' or '\\' (%2F or %5C), which Palisade refuses: \
+     the backend may not decode it, so no policy can know which path it serves";
+
 /// Validates a request path and writes its decoded form (query and fragment stripped,
-/// decoded once, `\` as `/`, `;params` dropped) into `out`.
+/// decoded once, `\` as `/`, `;params` dropped) into `out`. An encoded `/` or `\`
+/// (`%2F`, `%5C`, any case) is an error: Istio's default, like many backends, keeps `%2F`
+/// as it is, so decoding it would let `/admin%2F..%2Fpublic/x` match a rule on `/public`
+/// while the backend serves something under `/admin`.
 pub fn decode(path: &str, out: &mut PathBuffer) -> Result<(), &'static str> {
     out.clear();
     let raw = path.as_bytes();
@@ -98,7 +105,11 @@ pub fn decode(path: &str, out: &mut PathBuffer) -> Result<(), &'static str> {
                 (Some(h), Some(l)) => (h, l),
                 _ => return Err("HTTP path has a malformed percent-escape"),
             };
-            out.push(h * 16 + l)?;
+            let byte = h * 16 + l;
+            if byte == b'/' || byte == b'\\' {
+                return Err(ENCODED_SEPARATOR);
+            }
+            out.push(byte)?;
             i += 3;
         } else {
             out.push(b)?;
@@ -253,13 +264,26 @@ mod tests {
 
     #[test]
     fn h6_traversal_does_not_stay_under_prefix() {
-        for p in ["/public/../admin", "/public%2F..%2Fadmin", "/public/..;x/admin"] {
+        for p in ["/public/../admin", "/public/..;x/admin", "/public\\..\\admin"] {
             let n = calico(p).unwrap();
             assert_eq!(n, "/admin", "{p}");
             assert!(!calico_prefix_matches("/public", &n));
         }
         // Double-encoded dots are rejected outright.
         assert!(calico("/public/%252e%252e/admin").is_err());
+    }
+
+    #[test]
+    fn encoded_separators_are_refused() {
+        for p in ["/admin%2F..%2Fpublic/x", "/admin%5C..%5Cpublic/x", "/a%2fb", "/a%5cb", "/%2F", "/x/%5C"] {
+            assert_eq!(calico(p), Err(ENCODED_SEPARATOR), "{p}");
+            assert_eq!(istio(p), Err(ENCODED_SEPARATOR), "{p}");
+        }
+        // In the query or fragment they are not part of the path.
+        assert_eq!(calico("/public/x?next=%2Fadmin").unwrap(), "/public/x");
+        assert_eq!(calico("/public/x#%5C").unwrap(), "/public/x");
+        // Other escapes still decode once.
+        assert_eq!(calico("/public/%78").unwrap(), "/public/x");
     }
 
     #[test]

@@ -9,6 +9,8 @@ use serde::Deserialize;
 use crate::error::RequestError;
 use crate::net::parse_ip;
 
+mod strict_de;
+
 /// Protocol numbers Palisade names.
 pub mod proto {
     /// ICMP.
@@ -213,7 +215,7 @@ impl<'a> Request<'a> {
 // The JSON form.
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "an object")]
 struct JsonRequest {
     #[serde(default)]
     direction: Option<String>,
@@ -232,7 +234,7 @@ struct JsonRequest {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "an object")]
 struct JsonAddress {
     #[serde(default)]
     ip: Option<String>,
@@ -245,7 +247,7 @@ struct JsonAddress {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "an object")]
 struct JsonIcmp {
     #[serde(rename = "type")]
     icmp_type: u8,
@@ -254,7 +256,7 @@ struct JsonIcmp {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "an object")]
 struct JsonHttp {
     #[serde(default)]
     method: Option<String>,
@@ -267,7 +269,7 @@ struct JsonHttp {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "an object")]
 struct JsonAuth {
     #[serde(default)]
     principal: Option<String>,
@@ -361,34 +363,98 @@ fn parse_protocol(v: Option<serde_json::Value>) -> Result<u8, RequestError> {
     }
 }
 
+/// The headers in order; two names that differ only in case are one header given twice
+/// (HTTP names are case-insensitive), which is an error like any duplicate key.
+fn headers(map: std::collections::BTreeMap<String, String>) -> Result<Vec<(String, String)>, RequestError> {
+    let mut seen = std::collections::HashSet::with_capacity(map.len());
+    for name in map.keys() {
+        if !seen.insert(name.to_ascii_lowercase()) {
+            return Err(RequestError::new(
+                "http.headers",
+                format!("header {name:?} is given twice (header names are case-insensitive)"),
+            ));
+        }
+    }
+    Ok(map.into_iter().collect())
+}
+
 fn parse_addr_ip(v: Option<String>, field: &str) -> Result<IpAddr, RequestError> {
     let s = v.ok_or_else(|| RequestError::new(field, "is required"))?;
     parse_ip(&s).ok_or_else(|| RequestError::new(field, format!("{s:?} is not an IP address")))
 }
 
+/// The field path of a serde error: `-` for the request as a whole.
+fn error_path(path: String) -> String {
+    if path == "." || path == "?" { "-".to_string() } else { path }
+}
+
+/// Rewrites serde's messages for people who write JSON, not Rust: JSON's own names for
+/// shapes, no Rust type names.
+pub(crate) fn human(message: &str) -> String {
+    let mut out = message.to_string();
+    for (from, to) in [
+        ("invalid type: sequence", "invalid type: array"),
+        ("invalid type: map", "invalid type: object"),
+        ("invalid type: unit value", "invalid type: null"),
+        ("expected a sequence", "expected an array"),
+        ("expected a map", "expected an object"),
+        ("expected u8", "expected an integer in 0-255"),
+        ("expected a borrowed string", "expected a string"),
+    ] {
+        out = out.replace(from, to);
+    }
+    out
+}
+
+/// Parses JSON text strictly: a key that appears twice in one object, at any depth, is an
+/// error (serde_json alone keeps the last one). Every interface that takes request JSON as
+/// text and needs a [`serde_json::Value`] first (the Node binding's `decideJson`, the C
+/// API's claims) parses it with this.
+///
+/// ```
+/// assert!(palisade::request::parse_json(r#"{"a": {"b": 1}, "c": [{"b": 2}]}"#).is_ok());
+/// let e = palisade::request::parse_json(r#"{"a": {"b": 1, "b": 2}}"#).unwrap_err();
+/// assert_eq!(e.field, "a.b");
+/// assert!(e.message.starts_with("duplicate key \"b\""), "{e}");
+/// ```
+pub fn parse_json(text: &str) -> Result<serde_json::Value, RequestError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(strict_de::Strict::new(&mut de))
+        .map_err(|e| RequestError::new(error_path(e.path().to_string()), human(&e.into_inner().to_string())))?;
+    de.end().map_err(|e| RequestError::new("-", human(&e.to_string())))?;
+    Ok(value)
+}
+
 impl OwnedRequest {
     /// Parses the JSON form of SPEC section 7. Unknown fields anywhere, missing or
     /// unparsable IPs, bad ports and protocols, a missing destination port for TCP, UDP,
-    /// SCTP or UDPLite, and `http` without `method` or `path` are errors.
+    /// SCTP or UDPLite, and `http` without `method` or `path` are errors; so are an object
+    /// given as an array (fields are read by name, never by position) and a key that
+    /// appears twice in one object, at any depth (`http.headers` and `auth.claims`
+    /// included; header names compare case-insensitively).
+    ///
+    /// ```
+    /// use palisade::OwnedRequest;
+    /// let dup = r#"{"source": {"ip": "10.1.0.5"}, "destination": {"ip": "10.1.0.9", "port": 80},
+    ///              "http": {"method": "GET", "path": "/", "headers": {"x-evil": "1", "x-evil": "2"}}}"#;
+    /// assert!(OwnedRequest::from_json(dup).unwrap_err().message.starts_with("duplicate key \"x-evil\""));
+    /// let by_position = r#"["both", "TCP", ["10.1.0.5"], ["10.1.0.9", 80]]"#;
+    /// assert!(OwnedRequest::from_json(by_position).is_err());
+    /// ```
     pub fn from_json(text: &str) -> Result<OwnedRequest, RequestError> {
         let mut de = serde_json::Deserializer::from_str(text);
-        let raw: JsonRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            RequestError::new(
-                if path == "." || path == "?" { "-".to_string() } else { path },
-                e.into_inner().to_string(),
-            )
-        })?;
-        de.end().map_err(|e| RequestError::new("-", e.to_string()))?;
+        let raw: JsonRequest = serde_path_to_error::deserialize(strict_de::Strict::new(&mut de))
+            .map_err(|e| RequestError::new(error_path(e.path().to_string()), human(&e.into_inner().to_string())))?;
+        de.end().map_err(|e| RequestError::new("-", human(&e.to_string())))?;
         Self::from_raw(raw)
     }
 
-    /// Parses the JSON form from an already-parsed JSON value.
+    /// Parses the JSON form from an already-parsed JSON value (a value holds no duplicate
+    /// key; use [`parse_json`] to get one from text). An object given as an array is an
+    /// error, as in [`OwnedRequest::from_json`].
     pub fn from_value(value: serde_json::Value) -> Result<OwnedRequest, RequestError> {
-        let raw: JsonRequest = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            RequestError::new(if path == "." { "-".to_string() } else { path }, e.into_inner().to_string())
-        })?;
+        let raw: JsonRequest = serde_path_to_error::deserialize(strict_de::Strict::new(value))
+            .map_err(|e| RequestError::new(error_path(e.path().to_string()), human(&e.into_inner().to_string())))?;
         Self::from_raw(raw)
     }
 
@@ -425,7 +491,7 @@ impl OwnedRequest {
                 method: h.method.ok_or_else(|| RequestError::new("http.method", "is required"))?,
                 path: h.path.ok_or_else(|| RequestError::new("http.path", "is required"))?,
                 host: h.host,
-                headers: h.headers.unwrap_or_default().into_iter().collect(),
+                headers: headers(h.headers.unwrap_or_default())?,
             }),
         };
         let auth = raw.auth.map(|a| OwnedAuth {

@@ -4,6 +4,7 @@
 use super::ranges::ip_key;
 use super::{CEndpoint, CEntity, CHttp, CRule, NO_SELECTOR, Program};
 use crate::decision::{Action, Decision, Peer, Reason, Side};
+use crate::eval::validate::{MIXED_FAMILIES, bad_principal};
 use crate::eval::{Hit, HitAction, HitSource, Recorder};
 use crate::http_path::{self, PathBuffer};
 use crate::model::{IcmpMatch, PolicyId, RuleAction, TierDefault, TierId};
@@ -117,12 +118,13 @@ pub(crate) fn decide<R: Recorder>(prog: &Program, req: &Request<'_>, generation:
     let src = prog.ip_info(req.source.ip);
     let dst = prog.ip_info(req.destination.ip);
     if src.key.0 != dst.key.0 {
-        return Decision::invalid("source and destination IPs are of different families", generation);
+        return Decision::invalid(MIXED_FAMILIES, generation);
     }
-    let (Some(src_principal), Some(dst_principal)) =
-        (principal(req.source.principal, src.endpoint), principal(req.destination.principal, dst.endpoint))
-    else {
-        return Decision::invalid("principal is not a valid SPIFFE ID", generation);
+    let Some(src_principal) = principal(req.source.principal, src.endpoint) else {
+        return Decision::invalid(bad_principal(req.source.principal.unwrap_or_default(), true), generation);
+    };
+    let Some(dst_principal) = principal(req.destination.principal, dst.endpoint) else {
+        return Decision::invalid(bad_principal(req.destination.principal.unwrap_or_default(), false), generation);
     };
     // Buffers for a path that needs normalising; plain paths never touch them.
     let mut decoded: Option<PathBuffer> = None;
