@@ -2,11 +2,27 @@
 //! certificate identity, its address and the HTTP request from the host, asks the embedded
 //! engine, and continues or answers 403. All semantics live in the `palisade` core.
 //!
+//! The same module plays three roles, chosen by its plugin configuration (`listener`):
+//! - `http` (default): an HTTP filter (`envoy.filters.http.wasm`) deciding every request;
+//! - `peer`: a network filter (`envoy.filters.network.wasm`, listed before the HTTP connection
+//!   manager, in the same VM) that records each connection's TCP peer address by connection id;
+//! - `tcp`: a network filter deciding per connection.
+//!
+//! Why `peer` exists: in an HTTP context Envoy's `source.address` property is the stream's
+//! downstream *remote* address, which the HTTP connection manager overwrites with the rightmost
+//! `X-Forwarded-For` entry when `use_remote_address` is false (Istio's sidecar inbound
+//! listener), and no HTTP-context property exposes the direct peer. In a network context
+//! `source.address` is the connection's own peer. So the HTTP filter takes `source.ip` only from
+//! the record the `peer` filter made for its `connection_id`, never from a header (SPEC 9.3); the
+//! HTTP context's `source.address` is used only as `remote_ip` (Istio's `remoteIpBlocks`).
+//!
 //! Fails closed: without a valid configuration every request is denied; a bad update is
 //! refused (`on_configure` returns false) and the previous policy keeps serving; a host
-//! property that cannot be read is a deny, never a trap.
+//! property that cannot be read, or a connection whose peer was not recorded, is a deny, never
+//! a trap.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 
@@ -36,8 +52,17 @@ pub struct PluginConfig {
     #[serde(default)]
     pub decision_header: Option<String>,
     /// `http` (default, an HTTP filter) or `tcp` (a network filter deciding per connection).
+    /// (`peer`, the network filter recording peer addresses, takes no bundle: see [`configure`].)
     #[serde(default)]
     pub listener: Option<String>,
+}
+
+/// What a root context was configured as.
+pub enum Role {
+    /// Decides (an HTTP filter, or a network filter when `settings.tcp`).
+    Decide(Rc<Engine>, Settings),
+    /// The network filter that records each connection's TCP peer for the HTTP filter.
+    RecordPeer,
 }
 
 /// Settings derived from a configuration.
@@ -60,12 +85,20 @@ impl Default for Settings {
     }
 }
 
-/// Parses the plugin configuration into an engine (loaded) and settings.
-pub fn configure(bytes: &[u8]) -> Result<(Engine, Settings), String> {
+/// Parses the plugin configuration into its role: an engine (loaded) with its settings, or the
+/// peer recorder (`{"listener": "peer"}`, exactly that object).
+pub fn configure(bytes: &[u8]) -> Result<Role, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "the plugin configuration is not UTF-8".to_string())?;
     let parsed: Option<PluginConfig> = match serde_json::from_str::<serde_json::Value>(text) {
         Ok(v) if v.get("bundle").is_some() => {
             Some(serde_json::from_value(v).map_err(|e| format!("plugin configuration: {e}"))?)
+        }
+        Ok(serde_json::Value::Object(m)) if m.contains_key("listener") => {
+            return match (m.len(), m.get("listener").and_then(|l| l.as_str())) {
+                (1, Some("peer")) => Ok(Role::RecordPeer),
+                (_, Some("peer")) => Err("a `peer` listener takes no other setting".into()),
+                _ => Err("plugin configuration: `bundle` is missing".into()),
+            };
         }
         _ => None,
     };
@@ -85,7 +118,8 @@ pub fn configure(bytes: &[u8]) -> Result<(Engine, Settings), String> {
             let tcp = match p.listener.as_deref() {
                 None | Some("http") => false,
                 Some("tcp") => true,
-                Some(other) => return Err(format!("listener {other:?} is not http or tcp")),
+                Some("peer") => return Err("a `peer` listener takes no bundle".into()),
+                Some(other) => return Err(format!("listener {other:?} is not http, tcp or peer")),
             };
             let deny_status = p.deny_status.unwrap_or(403);
             if !(200..=599).contains(&deny_status) {
@@ -102,12 +136,36 @@ pub fn configure(bytes: &[u8]) -> Result<(Engine, Settings), String> {
     };
     let engine = Engine::new(cfg);
     engine.load_str(&bundle).map_err(|e| e.to_string())?;
-    Ok((engine, settings))
+    Ok(Role::Decide(Rc::new(engine), settings))
 }
 
-/// What the root context shares with stream contexts: the engine in force (none until the
-/// first valid configuration) and its settings.
-type Shared = Rc<RefCell<Option<(Rc<Engine>, Settings)>>>;
+/// What the root context shares with stream contexts: its role in force (none until the
+/// first valid configuration).
+type Shared = Rc<RefCell<Option<Role>>>;
+
+/// An address as the engine takes it.
+type Peer = (IpAddr, Option<u16>);
+
+thread_local! {
+    /// The TCP peer of every open connection, by Envoy's connection id, recorded by the `peer`
+    /// network filter. Module-wide: every plugin sharing this VM (same `vm_id`, VM
+    /// configuration and code, hence one VM per worker thread) sees it, and a connection's
+    /// network and HTTP filters run on the same worker. An entry lives until its connection's
+    /// network context is deleted.
+    static PEERS: RefCell<HashMap<u64, Peer>> = RefCell::new(HashMap::new());
+}
+
+/// Reads Envoy's `connection_id` property (a little-endian u64); `None` when unavailable.
+fn connection_id() -> Option<u64> {
+    match hostcalls::get_property(vec!["connection_id"]) {
+        Ok(Some(bytes)) => <[u8; 8]>::try_from(bytes.as_slice()).ok().map(u64::from_le_bytes),
+        Ok(None) => None,
+        Err(status) => {
+            log(LogLevel::Warn, &format!("palisade: property connection_id unreadable: {status:?}"));
+            None
+        }
+    }
+}
 
 fn log(level: LogLevel, msg: &str) {
     let _ = hostcalls::log(level, msg);
@@ -139,10 +197,27 @@ type HttpParts<'a> = (&'a str, &'a str, Option<&'a str>, &'a [(String, String)])
 /// The decision for one request or connection, with the header value explaining a deny.
 fn decide(shared: &Shared, http: Option<HttpParts<'_>>) -> (bool, String) {
     let state = shared.borrow();
-    let Some((engine, settings)) = state.as_ref() else {
+    let Some(Role::Decide(engine, settings)) = state.as_ref() else {
         return (false, "no_bundle: the filter has no valid configuration".into());
     };
-    let src = property(&["source", "address"]).and_then(|a| address(&a));
+    // `source.address` is the TCP peer only in a network context. In an HTTP context it may
+    // come from X-Forwarded-For, so there it is only the remote (client) address, and the peer
+    // is the one the `peer` network filter recorded for this connection.
+    let (src, remote_ip) = if http.is_some() {
+        let Some(id) = connection_id() else {
+            return (false, "invalid_request: the connection id is unavailable".into());
+        };
+        let Some(peer) = PEERS.with(|p| p.borrow().get(&id).copied()) else {
+            return (
+                false,
+                "invalid_request: no TCP peer recorded for this connection (the `peer` network filter must run in the same VM)"
+                    .into(),
+            );
+        };
+        (Some(peer), property(&["source", "address"]).and_then(|a| address(&a)).map(|(ip, _)| ip))
+    } else {
+        (property(&["source", "address"]).and_then(|a| address(&a)), None)
+    };
     let dst = property(&["destination", "address"]).and_then(|a| address(&a));
     let (Some((src_ip, src_port)), Some((dst_ip, dst_port))) = (src, dst) else {
         return (false, "invalid_request: the peer or local address is unavailable".into());
@@ -154,7 +229,7 @@ fn decide(shared: &Shared, http: Option<HttpParts<'_>>) -> (bool, String) {
         protocol: 6,
         source: Address { ip: src_ip, port: src_port, principal: principal.as_deref() },
         destination: Address { ip: dst_ip, port: dst_port, principal: None },
-        remote_ip: None,
+        remote_ip,
         icmp: None,
         http: http.map(|(method, path, host, headers)| Http { method, path, host, headers: Headers::Owned(headers) }),
         sni: sni.as_deref(),
@@ -188,10 +263,16 @@ impl RootContext for Root {
             }
         };
         match configure(&bytes) {
-            Ok((engine, settings)) => {
-                let generation = engine.snapshot().map(|s| s.bundle().policies.len()).unwrap_or(0);
-                *self.shared.borrow_mut() = Some((Rc::new(engine), settings));
-                log(LogLevel::Info, &format!("palisade: configured ({generation} policies)"));
+            Ok(role) => {
+                let what = match &role {
+                    Role::Decide(engine, _) => {
+                        let n = engine.snapshot().map(|s| s.bundle().policies.len()).unwrap_or(0);
+                        format!("{n} policies")
+                    }
+                    Role::RecordPeer => "recording connection peers".into(),
+                };
+                *self.shared.borrow_mut() = Some(role);
+                log(LogLevel::Info, &format!("palisade: configured ({what})"));
                 true
             }
             Err(e) => {
@@ -203,8 +284,12 @@ impl RootContext for Root {
     }
 
     fn get_type(&self) -> Option<ContextType> {
-        let tcp = self.shared.borrow().as_ref().is_some_and(|(_, s)| s.tcp);
-        Some(if tcp { ContextType::StreamContext } else { ContextType::HttpContext })
+        let stream = match self.shared.borrow().as_ref() {
+            Some(Role::Decide(_, s)) => s.tcp,
+            Some(Role::RecordPeer) => true,
+            None => false,
+        };
+        Some(if stream { ContextType::StreamContext } else { ContextType::HttpContext })
     }
 
     fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
@@ -212,6 +297,9 @@ impl RootContext for Root {
     }
 
     fn create_stream_context(&self, _id: u32) -> Option<Box<dyn StreamContext>> {
+        if matches!(self.shared.borrow().as_ref(), Some(Role::RecordPeer)) {
+            return Some(Box::new(PeerRecorder { connection: None }));
+        }
         Some(Box::new(TcpFilter { shared: self.shared.clone() }))
     }
 }
@@ -245,8 +333,8 @@ impl HttpContext for HttpFilter {
 impl HttpFilter {
     fn deny(&self, why: &str) -> Action {
         let (status, header) = match self.shared.borrow().as_ref() {
-            Some((_, s)) => (s.deny_status, s.decision_header.clone()),
-            None => (403, "x-palisade-decision".to_string()),
+            Some(Role::Decide(_, s)) => (s.deny_status, s.decision_header.clone()),
+            _ => (403, "x-palisade-decision".to_string()),
         };
         let _ = hostcalls::send_http_response(status, vec![(header.as_str(), why)], Some(b"RBAC: access denied"));
         Action::Pause
@@ -268,6 +356,38 @@ impl StreamContext for TcpFilter {
             log(LogLevel::Info, &format!("palisade: connection denied: {why}"));
             let _ = hostcalls::close_downstream();
             Action::Pause
+        }
+    }
+}
+
+/// The `peer` network filter's context for one connection: records the connection's TCP peer
+/// (`source.address` in a network context) under its connection id, and forgets it when the
+/// connection's context is deleted. It decides nothing: a connection whose peer cannot be read
+/// is not recorded, so the HTTP filter denies its requests.
+struct PeerRecorder {
+    connection: Option<u64>,
+}
+
+impl Context for PeerRecorder {}
+
+impl StreamContext for PeerRecorder {
+    fn on_new_connection(&mut self) -> Action {
+        let peer = property(&["source", "address"]).and_then(|a| address(&a));
+        match (connection_id(), peer) {
+            (Some(id), Some(peer)) => {
+                PEERS.with(|p| p.borrow_mut().insert(id, peer));
+                self.connection = Some(id);
+            }
+            _ => log(LogLevel::Warn, "palisade: connection peer not recorded; its HTTP requests will be denied"),
+        }
+        Action::Continue
+    }
+}
+
+impl Drop for PeerRecorder {
+    fn drop(&mut self) {
+        if let Some(id) = self.connection.take() {
+            PEERS.with(|p| p.borrow_mut().remove(&id));
         }
     }
 }

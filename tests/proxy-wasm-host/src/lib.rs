@@ -6,6 +6,16 @@
 //! `proxy_on_request_headers` (or `proxy_on_new_connection`), `proxy_on_done`,
 //! `proxy_on_log`, `proxy_on_delete`.
 //!
+//! It models one listener whose filter chain is, as in Envoy, an optional wasm network filter
+//! (a second root context of the same VM, [`FilterVm::configure_peer_filter`]) and then the
+//! HTTP connection manager with the wasm HTTP filter (the first root context). Connections
+//! have ids ([`FilterVm::set_connection`]); the network filter sees a connection once, when it
+//! opens, and its context is deleted when the connection closes. Properties are computed per
+//! context as Envoy computes them: in a network context `source.address` is the connection's
+//! peer; in an HTTP context it is the stream's downstream remote address, which the connection
+//! manager derives from `X-Forwarded-For` according to [`Hcm`] (Envoy's
+//! `ConnectionManagerUtility::mutateRequestHeaders` and the default XFF original-IP detection).
+//!
 //! Memory protocol: data returned to the guest is allocated with the guest's `malloc`
 //! export (the SDK adopts it with `Vec::from_raw_parts`) and its address and length are
 //! written as little-endian u32s. Header maps use the ABI's pair serialization. Any import
@@ -42,10 +52,70 @@ pub struct LocalResponse {
     pub headers: Vec<(String, String)>,
 }
 
+/// The HTTP connection manager's settings that decide the downstream remote address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hcm {
+    /// `use_remote_address`.
+    pub use_remote_address: bool,
+    /// `xff_num_trusted_hops`.
+    pub xff_num_trusted_hops: u32,
+}
+
+impl Hcm {
+    /// Envoy's defaults, and Istio's sidecar inbound listener: `use_remote_address: false`,
+    /// no trusted hops, so the remote address is the rightmost `X-Forwarded-For` entry.
+    pub const ISTIO_INBOUND: Hcm = Hcm { use_remote_address: false, xff_num_trusted_hops: 0 };
+    /// An edge proxy (`proxy-wasm/envoy.yaml`): `use_remote_address: true`, no trusted hops.
+    pub const EDGE: Hcm = Hcm { use_remote_address: true, xff_num_trusted_hops: 0 };
+
+    /// The stream's downstream remote address (what `source.address` is in an HTTP context) and
+    /// the `X-Forwarded-For` value the filters see, as Envoy computes them.
+    pub fn remote_address(&self, peer: Option<&str>, xff: Option<&str>) -> (Option<String>, Option<String>) {
+        // Envoy formats an address detected from XFF with port 0.
+        let from_xff = |skip: u32| -> Option<String> {
+            let mut rest = xff?;
+            for _ in 0..skip {
+                rest = &rest[..rest.rfind(',')?];
+            }
+            let last = rest.rsplit(',').next()?.trim();
+            match last.parse::<std::net::IpAddr>().ok()? {
+                std::net::IpAddr::V4(ip) => Some(format!("{ip}:0")),
+                std::net::IpAddr::V6(ip) => Some(format!("[{ip}]:0")),
+            }
+        };
+        if self.use_remote_address {
+            let remote = if self.xff_num_trusted_hops > 0 { from_xff(self.xff_num_trusted_hops - 1) } else { None };
+            let peer_ip = peer.and_then(|p| p.parse::<std::net::SocketAddr>().ok()).map(|a| a.ip().to_string());
+            let appended = match (xff, peer_ip) {
+                (Some(x), Some(ip)) => Some(format!("{x},{ip}")),
+                (None, Some(ip)) => Some(ip),
+                (x, None) => x.map(str::to_string),
+            };
+            (remote.or_else(|| peer.map(str::to_string)), appended)
+        } else {
+            (from_xff(self.xff_num_trusted_hops).or_else(|| peer.map(str::to_string)), xff.map(str::to_string))
+        }
+    }
+}
+
+/// One downstream connection.
+#[derive(Debug, Clone, Default)]
+struct Connection {
+    id: u64,
+    peer: Option<String>,
+    local: Option<String>,
+    principal: Option<String>,
+    sni: Option<String>,
+    /// The network filter's context, once the connection is open.
+    network_context: Option<i32>,
+    /// Whether the network filter refused the connection.
+    refused: bool,
+}
+
 /// The host's state for one VM.
 #[derive(Default, Debug)]
 pub struct HostState {
-    /// Properties by `\0`-joined path.
+    /// Properties by `\0`-joined path, as the current context sees them.
     pub properties: HashMap<Vec<u8>, Vec<u8>>,
     /// Request headers of the current stream.
     pub request_headers: Vec<(String, String)>,
@@ -318,9 +388,17 @@ pub struct FilterVm {
     store: Store<HostState>,
     instance: Instance,
     next_context: i32,
+    hcm: Hcm,
+    connection: Connection,
+    next_connection: u64,
+    /// Whether the network filter (root context `PEER_ROOT`) is in the chain.
+    peer_filter: bool,
 }
 
+/// The HTTP filter's (or the deciding TCP filter's) root context.
 const ROOT: i32 = 1;
+/// The `peer` network filter's root context.
+const PEER_ROOT: i32 = 2;
 
 impl FilterVm {
     /// Loads the `.wasm` and starts the VM: `_initialize`, the root context, `proxy_on_vm_start`.
@@ -354,7 +432,15 @@ impl FilterVm {
             }
         }
         let instance = linker.instantiate_and_start(&mut store, &module).map_err(err)?;
-        let mut vm = FilterVm { store, instance, next_context: 2 };
+        let mut vm = FilterVm {
+            store,
+            instance,
+            next_context: 3,
+            hcm: Hcm::ISTIO_INBOUND,
+            connection: Connection::default(),
+            next_connection: 1000,
+            peer_filter: false,
+        };
         if let Ok(init) = vm.instance.get_typed_func::<(), ()>(&vm.store, "_initialize") {
             init.call(&mut vm.store, ()).map_err(err)?;
         }
@@ -378,14 +464,40 @@ impl FilterVm {
         f.call(&mut self.store, a).map_err(err)
     }
 
-    /// Sets the plugin configuration and calls `proxy_on_configure`; true when accepted.
+    /// Sets the plugin configuration of the HTTP (or deciding TCP) filter and calls
+    /// `proxy_on_configure`; true when accepted.
     pub fn configure(&mut self, config: &[u8]) -> Result<bool, HostError> {
         self.store.data_mut().plugin_config = config.to_vec();
         let n = config.len() as i32;
         Ok(self.call_ret2("proxy_on_configure", ROOT, n)? != 0)
     }
 
-    /// Sets the connection properties Envoy would expose.
+    /// Puts the same module, with `config`, in the listener's network filter chain (a second
+    /// root context of this VM, as Envoy shares one VM between plugins with the same `vm_id`,
+    /// VM configuration and code); true when its configuration is accepted.
+    pub fn configure_peer_filter(&mut self, config: &[u8]) -> Result<bool, HostError> {
+        if !self.peer_filter {
+            self.call2("proxy_on_context_create", PEER_ROOT, 0)?;
+            self.call_ret2("proxy_on_vm_start", PEER_ROOT, 0)?;
+            self.peer_filter = true;
+        }
+        self.store.data_mut().plugin_config = config.to_vec();
+        Ok(self.call_ret2("proxy_on_configure", PEER_ROOT, config.len() as i32)? != 0)
+    }
+
+    /// Takes the network filter out of the chain for connections opened from now on.
+    pub fn remove_peer_filter(&mut self) {
+        self.peer_filter = false;
+    }
+
+    /// Sets how the HTTP connection manager derives the downstream remote address.
+    pub fn set_hcm(&mut self, hcm: Hcm) {
+        self.hcm = hcm;
+    }
+
+    /// Closes the current connection (if any) and starts a new one, with a new id, from peer
+    /// `source` to local address `destination`, with the peer certificate's URI SAN and the SNI.
+    /// The connection opens (the network filter runs) with its first stream.
     pub fn set_connection(
         &mut self,
         source: Option<&str>,
@@ -393,26 +505,85 @@ impl FilterVm {
         principal: Option<&str>,
         sni: Option<&str>,
     ) {
-        let props = &mut self.store.data_mut().properties;
-        props.clear();
-        let mut put = |path: &str, v: Option<&str>| {
-            if let Some(v) = v {
-                props.insert(path.replace('.', "\0").into_bytes(), v.as_bytes().to_vec());
-            }
+        let _ = self.close_connection();
+        self.next_connection += 1;
+        self.connection = Connection {
+            id: self.next_connection,
+            peer: source.map(str::to_string),
+            local: destination.map(str::to_string),
+            principal: principal.map(str::to_string),
+            sni: sni.map(str::to_string),
+            network_context: None,
+            refused: false,
         };
-        put("source.address", source);
-        put("destination.address", destination);
-        put("connection.uri_san_peer_certificate", principal);
-        put("connection.requested_server_name", sni);
     }
 
-    fn begin(&mut self) -> Result<i32, HostError> {
+    /// The current connection's id.
+    pub fn connection_id(&self) -> u64 {
+        self.connection.id
+    }
+
+    /// Gives the current, not yet opened, connection another id (Envoy never reuses one; tests
+    /// use this to check that a closed connection's record is gone).
+    pub fn set_connection_id(&mut self, id: u64) {
+        self.connection.id = id;
+    }
+
+    /// Sets the properties of a context on the current connection: a network context, or an
+    /// HTTP context whose downstream remote address is `remote`.
+    fn set_properties(&mut self, http_remote: Option<Option<String>>) {
+        let c = self.connection.clone();
+        let props = &mut self.store.data_mut().properties;
+        props.clear();
+        let mut put = |path: &str, v: Option<&[u8]>| {
+            if let Some(v) = v {
+                props.insert(path.replace('.', "\0").into_bytes(), v.to_vec());
+            }
+        };
+        let source = match &http_remote {
+            Some(remote) => remote.as_deref(),
+            None => c.peer.as_deref(),
+        };
+        put("source.address", source.map(str::as_bytes));
+        put("destination.address", c.local.as_deref().map(str::as_bytes));
+        put("connection.uri_san_peer_certificate", c.principal.as_deref().map(str::as_bytes));
+        put("connection.requested_server_name", c.sni.as_deref().map(str::as_bytes));
+        put("connection_id", Some(&c.id.to_le_bytes()));
+        put("connection.id", Some(&c.id.to_le_bytes()));
+    }
+
+    /// Opens the current connection if it is not open yet: the network filter (when in the
+    /// chain) sees `proxy_on_new_connection`.
+    fn open_connection(&mut self) -> Result<(), HostError> {
+        if self.connection.network_context.is_some() || self.connection.refused || !self.peer_filter {
+            return Ok(());
+        }
+        self.set_properties(None);
+        let id = self.begin(PEER_ROOT)?;
+        let action = self.call_ret1("proxy_on_new_connection", id)?;
+        self.connection.network_context = Some(id);
+        if action != 0 || self.store.data().closed {
+            self.connection.refused = true;
+        }
+        Ok(())
+    }
+
+    /// Closes the current connection: its network filter context is done, logged and deleted.
+    pub fn close_connection(&mut self) -> Result<(), HostError> {
+        if let Some(id) = self.connection.network_context.take() {
+            self.set_properties(None);
+            self.end(id, 0)?;
+        }
+        Ok(())
+    }
+
+    fn begin(&mut self, root: i32) -> Result<i32, HostError> {
         let id = self.next_context;
         self.next_context += 1;
         let st = self.store.data_mut();
         st.local_response = None;
         st.closed = false;
-        self.call2("proxy_on_context_create", id, ROOT)?;
+        self.call2("proxy_on_context_create", id, root)?;
         Ok(id)
     }
 
@@ -426,21 +597,43 @@ impl FilterVm {
         Ok(Outcome { action, response: st.local_response.clone(), closed: st.closed })
     }
 
-    /// Drives an HTTP stream's request headers through the filter.
+    /// Drives an HTTP stream's request headers through the filter, on the current connection
+    /// (opened first if needed). The connection manager rewrites `X-Forwarded-For` and derives
+    /// the remote address before the filter runs, as Envoy does.
     pub fn http_request(&mut self, headers: &[(&str, &str)]) -> Result<Outcome, HostError> {
-        self.store.data_mut().request_headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let id = self.begin()?;
+        self.open_connection()?;
+        if self.connection.refused {
+            return Ok(Outcome { action: 1, response: None, closed: true });
+        }
+        let xff: Vec<&str> =
+            headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("x-forwarded-for")).map(|(_, v)| *v).collect();
+        let xff = (!xff.is_empty()).then(|| xff.join(","));
+        let (remote, xff) = self.hcm.remote_address(self.connection.peer.as_deref(), xff.as_deref());
+        let mut seen: Vec<(String, String)> = headers
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("x-forwarded-for"))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if let Some(x) = xff {
+            seen.push(("x-forwarded-for".into(), x));
+        }
+        let n = seen.len() as i32;
+        self.store.data_mut().request_headers = seen;
+        self.set_properties(Some(remote));
+        let id = self.begin(ROOT)?;
         let f = self
             .instance
             .get_typed_func::<(i32, i32, i32), i32>(&self.store, "proxy_on_request_headers")
             .map_err(err)?;
-        let action = f.call(&mut self.store, (id, headers.len() as i32, 1)).map_err(err)?;
+        let action = f.call(&mut self.store, (id, n, 1)).map_err(err)?;
         self.end(id, action)
     }
 
-    /// Drives a new TCP connection through the filter.
+    /// Drives a new TCP connection through the deciding TCP filter (the first root context), with the
+    /// current connection's network properties.
     pub fn tcp_connection(&mut self) -> Result<Outcome, HostError> {
-        let id = self.begin()?;
+        self.set_properties(None);
+        let id = self.begin(ROOT)?;
         let action = self.call_ret1("proxy_on_new_connection", id)?;
         self.end(id, action)
     }

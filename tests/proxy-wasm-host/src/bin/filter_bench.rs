@@ -1,5 +1,6 @@
 //! Time per `proxy_on_request_headers` (host calls included) with the filter on the shop
-//! example, in this interpreter-based host; and the `.wasm` size.
+//! example, in this interpreter-based host, every stream on one connection (the `peer` network
+//! filter runs once, when it opens); and the `.wasm` size.
 //!
 //! `cargo run --release -p palisade-proxy-wasm-host --bin filter_bench [PATH.wasm]`
 
@@ -33,6 +34,7 @@ fn main() {
     let ok = vm.configure(bundle.as_bytes()).unwrap_or(false);
     let configure = t.elapsed();
     assert!(ok, "configuration rejected");
+    assert!(vm.configure_peer_filter(br#"{"listener": "peer"}"#).unwrap_or(false), "peer filter rejected");
     vm.set_connection(
         Some("10.1.0.5:43122"),
         Some("10.1.0.9:8080"),
