@@ -4,7 +4,7 @@ use std::io::{BufRead, Read, Write};
 use std::process::ExitCode;
 
 use palisade::explain::decision_json;
-use palisade::{Config, Decision, Engine, OwnedRequest};
+use palisade::{Config, Decision, Engine, OwnedRequest, Reason};
 
 const USAGE: &str = "\
 usage:
@@ -66,13 +66,13 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
     Ok(a)
 }
 
-fn read_input(path: &str) -> std::io::Result<String> {
+fn read_input(path: &str) -> std::io::Result<Vec<u8>> {
     if path == "-" {
-        let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s)?;
+        let mut s = Vec::new();
+        std::io::stdin().read_to_end(&mut s)?;
         Ok(s)
     } else {
-        std::fs::read_to_string(path)
+        std::fs::read(path)
     }
 }
 
@@ -89,21 +89,48 @@ fn load(args: &Args) -> Result<Engine, String> {
     Ok(engine)
 }
 
-/// Decides one request text; a text that does not parse is an `invalid_request` deny.
-fn answer(engine: &Engine, text: &str, explain: bool, out: &mut impl Write) -> std::io::Result<()> {
+/// Why a request could not be read, for a person: no `-` placeholder for the whole text.
+/// A one-line request (`--requests`) says "at column N", not "at line 1 column N".
+fn request_error(e: &palisade::RequestError) -> String {
+    let message = e.message.replace(" at line 1 column ", " at column ");
+    if e.field == "-" { message } else { format!("{}: {message}", e.field) }
+}
+
+/// The text of a request line or file; bytes that are not UTF-8 are an invalid request.
+fn utf8(bytes: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        let byte = bytes.get(at).copied().unwrap_or_default();
+        format!("the request is not UTF-8 (byte 0x{byte:02x} at column {} starts no valid character)", at + 1)
+    })
+}
+
+/// Decides one request; one that cannot be read or is refused by validation is an
+/// `invalid_request` deny, and its cause goes to stderr as `palisade: <at>: invalid
+/// request: <cause>` (`at` is `file:line` for `--requests`).
+fn answer(
+    engine: &Engine,
+    input: Result<&str, String>,
+    at: &str,
+    explain: bool,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
     let snapshot = engine.snapshot();
-    let parsed = OwnedRequest::from_json(text);
+    let parsed = input.and_then(|text| OwnedRequest::from_json(text).map_err(|e| request_error(&e)));
     let (json, readable) = match &parsed {
         Ok(req) => {
             let e = engine.explain(&req.as_request());
+            if e.decision.reason == Reason::InvalidRequest {
+                eprintln!("palisade: {at}: invalid request: {}", e.decision.detail.unwrap_or("refused by validation"));
+            }
             (e.json().clone(), e.to_string())
         }
-        Err(err) => {
+        Err(why) => {
             let generation = snapshot.as_ref().map(|s| s.generation()).unwrap_or(0);
             let d = Decision::invalid("the request does not parse", generation);
             let json = decision_json(snapshot.as_deref().map(|s| s.bundle()), &d, &Default::default());
-            eprintln!("palisade: {err}");
-            (json, format!("decision: deny (invalid_request)\n  why: {err}\n"))
+            eprintln!("palisade: {at}: invalid request: {why}");
+            (json, format!("decision: deny (invalid_request)\n  why: {why}\n"))
         }
     };
     if explain { writeln!(out, "{readable}") } else { writeln!(out, "{json}") }
@@ -142,20 +169,30 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         cmd => {
             let explain = cmd == "explain";
             if let Some(path) = &args.request {
-                let text = read_input(path).map_err(|e| format!("{path}: {e}"))?;
-                answer(&engine, &text, explain, &mut out).map_err(io)?;
+                let bytes = read_input(path).map_err(|e| format!("{path}: {e}"))?;
+                let at = if path == "-" { "<stdin>" } else { path };
+                answer(&engine, utf8(&bytes), at, explain, &mut out).map_err(io)?;
             } else if let Some(path) = &args.requests {
-                let reader: Box<dyn BufRead> = if path == "-" {
+                let mut reader: Box<dyn BufRead> = if path == "-" {
                     Box::new(std::io::BufReader::new(std::io::stdin()))
                 } else {
                     Box::new(std::io::BufReader::new(std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?))
                 };
-                for line in reader.lines() {
-                    let line = line.map_err(|e| format!("{path}: {e}"))?;
-                    if line.trim().is_empty() {
+                let name = if path == "-" { "<stdin>" } else { path };
+                // Bytes, not `lines()`: a line that is not UTF-8 is that line's invalid
+                // request, and the lines after it still get their decisions.
+                let mut line = Vec::new();
+                for number in 1.. {
+                    line.clear();
+                    if reader.read_until(b'\n', &mut line).map_err(|e| format!("{path}: {e}"))? == 0 {
+                        break;
+                    }
+                    let text = line.strip_suffix(b"\n").unwrap_or(&line);
+                    let text = text.strip_suffix(b"\r").unwrap_or(text);
+                    if text.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                    answer(&engine, &line, explain, &mut out).map_err(io)?;
+                    answer(&engine, utf8(text), &format!("{name}:{number}"), explain, &mut out).map_err(io)?;
                 }
             }
         }
