@@ -74,10 +74,8 @@ impl Config {
         if value.is_null() {
             return Ok(Config::default());
         }
-        let cfg: Config = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            ConfigError { field: if path == "." { "-".into() } else { path }, message: e.into_inner().to_string() }
-        })?;
+        let cfg: Config = crate::strict::from_value(&value)
+            .map_err(|(path, message)| ConfigError { field: if path == "." { "-".into() } else { path }, message })?;
         cfg.validate()?;
         Ok(cfg)
     }

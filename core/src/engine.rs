@@ -82,7 +82,7 @@ impl Engine {
     /// Loads a bundle from files and directories.
     #[cfg(feature = "fs")]
     pub fn load_paths<P: AsRef<std::path::Path>>(&self, paths: &[P]) -> Result<u64, LoadError> {
-        let files = crate::load::read_paths(paths)?;
+        let files = crate::load::read_paths(paths, self.config.max_bundle_bytes)?;
         let sources: Vec<Source<'_>> = files.iter().map(|(n, t)| Source { name: n, text: t }).collect();
         self.load(&sources)
     }

@@ -76,11 +76,27 @@ pub struct LoadError {
     pub field: Option<String>,
     /// What is wrong.
     pub message: String,
+    /// The other errors found in the same load (at most 99 more), in the order found. This
+    /// error is the first, the headline; a bundle is fixed by fixing all of them.
+    pub others: Vec<LoadError>,
 }
 
 impl LoadError {
     pub(crate) fn new(kind: LoadErrorKind, message: impl Into<String>) -> Self {
-        LoadError { kind, file: String::new(), document: None, object: None, field: None, message: message.into() }
+        LoadError {
+            kind,
+            file: String::new(),
+            document: None,
+            object: None,
+            field: None,
+            message: message.into(),
+            others: Vec::new(),
+        }
+    }
+
+    /// This error and every other one found in the same load, headline first.
+    pub fn all(&self) -> impl Iterator<Item = &LoadError> {
+        std::iter::once(self).chain(self.others.iter())
     }
 
     pub(crate) fn at_field(mut self, field: impl Into<String>) -> Self {
@@ -123,7 +139,12 @@ impl fmt::Display for LoadError {
         if let Some(field) = &self.field {
             write!(f, "{field}: ")?;
         }
-        f.write_str(&self.message)
+        f.write_str(&self.message)?;
+        match self.others.len() {
+            0 => Ok(()),
+            1 => f.write_str(" (and 1 more error)"),
+            n => write!(f, " (and {n} more errors)"),
+        }
     }
 }
 

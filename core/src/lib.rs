@@ -87,6 +87,7 @@ pub mod request;
 pub mod selector;
 pub mod snapshot;
 pub mod spiffe;
+mod strict;
 
 pub use config::Config;
 pub use decision::{Action, Decision, Peer, Reason, Side};

@@ -144,3 +144,24 @@ fn istio_findings(bundle: &Bundle, p: &Policy) -> Vec<(Option<String>, String)> 
     }
     out
 }
+
+/// One line per skipped `apiVersion`/kind: the documents of the bundle that Palisade read no
+/// access rule from (Deployments, IPPools, Services ...), so that a person can check that
+/// nothing they meant to enforce was dropped. `lint` and `explain` print these.
+///
+/// ```
+/// let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\n\
+///             apiVersion: v1\nkind: Namespace\nmetadata: {name: n}\n";
+/// let b = palisade::load::load(&[palisade::load::Source { name: "b.yaml", text: yaml }], &Default::default()).unwrap();
+/// assert_eq!(palisade::lint::skipped(&b), ["note: skipped 1 document of apps/v1 Deployment (no access rules read)"]);
+/// ```
+pub fn skipped(bundle: &Bundle) -> Vec<String> {
+    bundle
+        .skipped_kinds
+        .iter()
+        .map(|((api, kind), n)| {
+            let docs = if *n == 1 { "document" } else { "documents" };
+            format!("note: skipped {n} {docs} of {api} {kind} (no access rules read)")
+        })
+        .collect()
+}

@@ -35,13 +35,32 @@ pub fn parse_ip(text: &str) -> Option<IpAddr> {
 /// assert_eq!(n.to_string(), "10.1.0.0/16");
 /// assert_eq!(palisade::net::parse_cidr("::ffff:10.0.0.0/104").unwrap().to_string(), "10.0.0.0/8");
 /// ```
+///
+/// Leading zeros are refused in the address and in the prefix length, as Calico refuses
+/// them (`010.1.0.0/16` could mean octal to one reader and decimal to another):
+///
+/// ```
+/// assert!(palisade::net::parse_cidr("010.1.0.0/16").is_err());
+/// assert!(palisade::net::parse_cidr("10.1.0.0/016").is_err());
+/// ```
 pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
-    let net = match text.parse::<IpNet>() {
-        Ok(n) => n,
-        Err(_) => match text.parse::<IpAddr>() {
-            Ok(ip) => IpNet::from(ip),
-            Err(_) => return Err(format!("{text:?} is not a CIDR or an IP address")),
-        },
+    let bad = || format!("{text:?} is not a CIDR or an IP address (no leading zeros)");
+    let (addr, len) = match text.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (text, None),
+    };
+    // The standard library's parser refuses IPv4 leading zeros.
+    let ip: IpAddr = addr.parse().map_err(|_| bad())?;
+    let net = match len {
+        None => IpNet::from(ip),
+        Some(l) => {
+            let ok = !l.is_empty()
+                && l.len() <= 3
+                && l.bytes().all(|b| b.is_ascii_digit())
+                && !(l.len() > 1 && l.starts_with('0'));
+            let n: u8 = l.parse().ok().filter(|_| ok).ok_or_else(bad)?;
+            IpNet::new(ip, n).map_err(|_| format!("{text:?}: prefix length {n} is too long"))?
+        }
     };
     let net = net.trunc();
     if let IpNet::V6(v6) = net

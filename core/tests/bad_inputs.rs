@@ -24,7 +24,7 @@ fn outcome(path: &Path, engine: &Engine) -> String {
     let name = path.file_name().unwrap().to_str().unwrap();
     let result = std::panic::catch_unwind(|| {
         if name.ends_with(".yaml") {
-            let text = match palisade::load::read_paths(&[path]) {
+            let text = match palisade::load::read_paths(&[path], palisade::Config::default().max_bundle_bytes) {
                 Ok(files) => files.into_iter().next().unwrap().1,
                 Err(e) => return format!("error: {}", e.to_string().replace(&format!("{}/", dir().display()), "")),
             };

@@ -65,7 +65,7 @@ spec:
 fn decide_never_allocates() {
     let engine = Engine::new(Config::default());
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/shop");
-    let mut files = palisade::load::read_paths(&[root]).unwrap();
+    let mut files = palisade::load::read_paths(&[root], palisade::Config::default().max_bundle_bytes).unwrap();
     files.push(("extra.yaml".into(), EXTRA.into()));
     let sources: Vec<_> = files.iter().map(|(n, t)| palisade::load::Source { name: n, text: t }).collect();
     engine.load(&sources).unwrap();

@@ -446,7 +446,7 @@ impl Engine {
 #[pyfunction]
 fn lint_paths(py: Python<'_>, paths: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
     let list = paths_of(paths)?;
-    let files = palisade_core::load::read_paths(&list).map_err(|e| bundle_error(py, &e))?;
+    let files = palisade_core::load::read_paths(&list, Config::default().max_bundle_bytes).map_err(|e| bundle_error(py, &e))?;
     let sources: Vec<palisade_core::load::Source<'_>> =
         files.iter().map(|(n, t)| palisade_core::load::Source { name: n, text: t }).collect();
     let bundle = palisade_core::load::load(&sources, &Config::default()).map_err(|e| bundle_error(py, &e))?;

@@ -131,11 +131,12 @@ pub(crate) fn tier_cmp(a: &Tier, b: &Tier) -> std::cmp::Ordering {
     order_cmp(a.order, b.order).then_with(|| a.name.as_bytes().cmp(b.name.as_bytes()))
 }
 
-/// Orders compare as float64 with `None` after every number.
+/// Orders compare as numbers, as Calico compares float64 orders (`-0.0` equals `0`), with
+/// `None` after every number. Orders are finite (checked when read).
 pub(crate) fn order_cmp(a: Option<f64>, b: Option<f64>) -> std::cmp::Ordering {
     let a = a.unwrap_or(f64::INFINITY);
     let b = b.unwrap_or(f64::INFINITY);
-    a.total_cmp(&b)
+    a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal)
 }
 
 #[derive(Deserialize)]
@@ -300,7 +301,11 @@ fn entity(raw: &RawEntity, field: &str, ctx: &RuleCtx<'_>) -> Result<EntityMatch
                 .map(|e| e.prefixed("pcsa.", Some(SERVICE_ACCOUNT_LABEL)));
             let names = sa.names.clone().unwrap_or_default();
             let n = (!names.is_empty()).then(|| Expr::In(SERVICE_ACCOUNT_LABEL.into(), names.into_iter().collect()));
-            and_all(s.into_iter().chain(n).collect())
+            // Only workload endpoints carry a service account (SPEC 9.1, stricter than Calico: a
+            // `!has(x)` or `all()` service-account selector never matches a network set). Every
+            // endpoint carries the label; reserved labels keep it off everything else.
+            let workload = Expr::Has(SERVICE_ACCOUNT_LABEL.into());
+            and_all(std::iter::once(workload).chain(s).chain(n).collect())
         }
     };
     let scope = match (&ns_sel, ctx.namespace) {
@@ -671,24 +676,61 @@ struct RawNetworkSetSpec {
     nets: Option<Vec<String>>,
 }
 
+/// Whether a label key is one Calico reserves for workload identity (SPEC 9.1): a network
+/// set or host endpoint carrying it could pose as another namespace, service account or pod.
+/// Deliberately wider than upstream's validator, which refuses only
+/// `projectcalico.org/namespace`, and only on network sets.
+pub(crate) fn reserved_label(key: &str) -> bool {
+    key.starts_with("pcns.")
+        || key.starts_with("pcsa.")
+        || matches!(
+            key,
+            "projectcalico.org/namespace"
+                | "projectcalico.org/serviceaccount"
+                | "projectcalico.org/orchestrator"
+                | "projectcalico.org/name"
+        )
+}
+
+/// Refuses reserved label keys on an object that is not a workload.
+pub(crate) fn check_reserved_labels(obj: &Obj) -> Result<(), LoadError> {
+    for k in obj.labels.keys() {
+        if reserved_label(k) {
+            return Err(obj.err(invalid(
+                format!("metadata.labels.{k}"),
+                format!(
+                    "label {k:?} is reserved for workload identity (a namespace, service account or \
+                     orchestrator); a {} cannot carry it",
+                    obj.id.kind
+                ),
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Reads (Global)NetworkSets with their labels (a namespaced set also carries its
-/// namespace's `pcns.*` labels, as a pod does).
-pub(crate) fn network_sets(objs: &[Obj], namespaces: &NamespaceLabels) -> Result<Vec<NetworkSet>, LoadError> {
+/// namespace's `pcns.*` labels and its namespace label, written over its own, as Calico does).
+pub(crate) fn network_sets(objs: &[Obj], namespaces: &NamespaceLabels, errors: &mut super::Errors) -> Vec<NetworkSet> {
     let mut out = Vec::new();
     for obj in objs {
-        let wrap = |e: LoadError| obj.err(e);
-        let spec: RawNetworkSetSpec = typed(obj.spec(), "spec").map_err(wrap)?;
-        let nets = fields::cidrs(&spec.nets, "spec.nets").map_err(wrap)?;
-        let namespace = (obj.id.kind == "NetworkSet").then(|| obj.namespace().to_string());
-        let mut labels = BTreeMap::new();
-        if let Some(ns) = &namespace {
-            super::inventory::inherit_namespace(&mut labels, ns, namespaces);
-            labels.insert(NAMESPACE_LABEL.to_string(), ns.clone());
+        if let Some(set) = errors.keep(network_set(obj, namespaces)) {
+            out.push(set);
         }
-        for (k, v) in &obj.labels {
-            labels.insert(k.clone(), v.clone());
-        }
-        out.push(NetworkSet { namespace, name: obj.id.name.clone(), nets, labels });
     }
-    Ok(out)
+    out
+}
+
+fn network_set(obj: &Obj, namespaces: &NamespaceLabels) -> Result<NetworkSet, LoadError> {
+    let wrap = |e: LoadError| obj.err(e);
+    check_reserved_labels(obj)?;
+    let spec: RawNetworkSetSpec = typed(obj.spec(), "spec").map_err(wrap)?;
+    let nets = fields::cidrs(&spec.nets, "spec.nets").map_err(wrap)?;
+    let namespace = (obj.id.kind == "NetworkSet").then(|| obj.namespace().to_string());
+    let mut labels = obj.labels.clone();
+    if let Some(ns) = &namespace {
+        super::inventory::inherit_namespace(&mut labels, ns, namespaces);
+        labels.insert(NAMESPACE_LABEL.to_string(), ns.clone());
+    }
+    Ok(NetworkSet { namespace, name: obj.id.name.clone(), nets, labels })
 }

@@ -11,13 +11,14 @@ use crate::model::PortMatch;
 use crate::request::proto;
 use crate::selector::{self, Expr};
 
-/// Deserialises `value` (found at `prefix`) into `T`, naming the failing field.
+/// Deserialises `value` (found at `prefix`) into `T`, naming the failing field. A struct is
+/// only ever read from a mapping (see [`crate::strict`]); an absent `value` is an empty one.
 pub(crate) fn typed<T: DeserializeOwned>(value: &Value, prefix: &str) -> Result<T, LoadError> {
-    let value = if value.is_null() { Value::Object(Default::default()) } else { value.clone() };
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
+    let empty = crate::strict::empty();
+    let value = if value.is_null() { &empty } else { value };
+    crate::strict::from_value(value).map_err(|(path, message)| {
         let field = if path == "." { prefix.to_string() } else { format!("{prefix}.{path}") };
-        LoadError::new(LoadErrorKind::Schema, e.into_inner().to_string()).at_field(field)
+        LoadError::new(LoadErrorKind::Schema, message).at_field(field)
     })
 }
 
@@ -75,7 +76,9 @@ pub(crate) fn ports(list: &Option<Vec<Value>>, field: &str) -> Result<Vec<PortMa
     let mut out = Vec::new();
     for (i, v) in list.iter().flatten().enumerate() {
         let f = format!("{field}[{i}]");
-        let port = |n: u64| u16::try_from(n).map_err(|_| invalid(&f, format!("port {n} is not in 0-65535")));
+        let port = |n: u64| {
+            u16::try_from(n).ok().filter(|&p| p >= 1).ok_or_else(|| invalid(&f, format!("port {n} is not in 1-65535")))
+        };
         let m = match v {
             Value::Number(n) => {
                 let n = n.as_u64().ok_or_else(|| invalid(&f, format!("{n} is not a port number")))?;

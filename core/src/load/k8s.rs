@@ -143,12 +143,17 @@ fn peer(p: &RawPeer, field: &str, ns: &str) -> Result<EntityMatch, LoadError> {
         for (i, e) in b.except.iter().flatten().enumerate() {
             let f = format!("{field}.ipBlock.except[{i}]");
             let n = crate::net::parse_cidr(e).map_err(|m| invalid(&f, m))?;
-            if !cidr.contains(&n) {
-                return Err(invalid(&f, format!("{n} is not inside {cidr}")));
+            // As the API server: an except must be a strict subset of its cidr.
+            if !cidr.contains(&n) || n.prefix_len() <= cidr.prefix_len() {
+                return Err(invalid(&f, format!("{n} is not strictly inside {cidr}")));
             }
             except.push(n);
         }
         return Ok(EntityMatch { nets: vec![cidr], not_nets: except, ..EntityMatch::default() });
+    }
+    if p.pod_selector.is_none() && p.namespace_selector.is_none() {
+        // `from: [{}]`: the API server refuses it ("must specify a peer").
+        return Err(invalid(field, "a peer must specify podSelector, namespaceSelector or ipBlock"));
     }
     let mut pod_terms = vec![orchestrator()];
     if let Some(ps) = &p.pod_selector {

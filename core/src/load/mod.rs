@@ -45,18 +45,19 @@ pub struct Source<'a> {
 pub(crate) struct Doc {
     pub file: String,
     pub index: usize,
-    /// `items[i]` inside a `List`, when the object came from one.
-    pub item: Option<usize>,
+    /// The path inside the document's lists (`items[3]`, `items[0].items[2]`), when the
+    /// object came from one.
+    pub item: Option<String>,
     pub value: Value,
 }
 
 impl Doc {
     pub(crate) fn err(&self, e: LoadError) -> LoadError {
-        let e = match self.item {
+        let e = match &self.item {
             Some(i) => {
                 let field = match &e.field {
-                    Some(f) => format!("items[{i}].{f}"),
-                    None => format!("items[{i}]"),
+                    Some(f) => format!("{i}.{f}"),
+                    None => i.clone(),
                 };
                 LoadError { field: Some(field), ..e }
             }
@@ -87,59 +88,186 @@ fn yaml_options(config: &Config) -> serde_saphyr::Options {
     options
 }
 
-/// Parses sources into documents, unwrapping `kind: List`.
-fn documents(sources: &[Source<'_>], config: &Config) -> Result<Vec<Doc>, LoadError> {
-    let total: usize = sources.iter().map(|s| s.text.len()).sum();
-    if total > config.max_bundle_bytes {
-        return Err(LoadError::new(
-            LoadErrorKind::Limit,
-            format!("bundle is {total} bytes, the limit (max_bundle_bytes) is {}", config.max_bundle_bytes),
-        ));
+/// The errors of one load: at most [`Errors::LIMIT`] are kept, the first is the headline.
+#[derive(Default)]
+pub(crate) struct Errors {
+    list: Vec<LoadError>,
+    /// Errors found past the limit (counted, not kept).
+    dropped: usize,
+}
+
+impl Errors {
+    /// How many errors one load reports.
+    pub const LIMIT: usize = 100;
+
+    pub fn push(&mut self, e: LoadError) {
+        if self.list.len() < Self::LIMIT {
+            self.list.push(e);
+        } else {
+            self.dropped += 1;
+        }
     }
-    let mut out = Vec::new();
-    for src in sources {
-        let values: Vec<Value> = serde_saphyr::from_multiple_with_options(src.text, yaml_options(config))
-            .map_err(|e| LoadError::new(LoadErrorKind::Syntax, e.to_string()).in_source(src.name, None))?;
-        for (index, value) in values.into_iter().enumerate() {
-            if value.is_null() {
-                continue;
-            }
-            let is_list = value.get("kind").and_then(Value::as_str) == Some("List")
-                || (value.get("kind").is_none() && value.get("items").is_some_and(Value::is_array));
-            if is_list {
-                let items = match value {
-                    Value::Object(mut m) => m.remove("items"),
-                    _ => None,
-                };
-                match items {
-                    Some(Value::Array(items)) => {
-                        for (i, item) in items.into_iter().enumerate() {
-                            out.push(Doc { file: src.name.to_string(), index, item: Some(i), value: item });
-                        }
-                    }
-                    Some(Value::Null) | None => {}
-                    Some(_) => {
-                        return Err(LoadError::new(LoadErrorKind::Schema, "`items` of a List must be a sequence")
-                            .at_field("items")
-                            .in_source(src.name, Some(index)));
-                    }
+
+    /// Keeps `Ok` values, records the error of an `Err`.
+    pub fn keep<T>(&mut self, r: Result<T, LoadError>) -> Option<T> {
+        r.map_err(|e| self.push(e)).ok()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// `Ok(value)` when nothing went wrong, else the headline with the others, in the order
+    /// of the documents they are about (files are read in name order).
+    fn finish<T>(mut self, value: T) -> Result<T, LoadError> {
+        self.list.sort_by(|a, b| {
+            (a.file.as_str(), a.document.unwrap_or(usize::MAX))
+                .cmp(&(b.file.as_str(), b.document.unwrap_or(usize::MAX)))
+        });
+        let mut it = self.list.into_iter();
+        match it.next() {
+            None => Ok(value),
+            Some(mut first) => {
+                first.others = it.collect();
+                if self.dropped > 0 {
+                    first.others.push(LoadError::new(
+                        LoadErrorKind::Limit,
+                        format!("{} more errors were found and not listed", self.dropped),
+                    ));
                 }
-            } else {
-                out.push(Doc { file: src.name.to_string(), index, item: None, value });
-            }
-            if out.len() > config.max_documents {
-                return Err(LoadError::new(
-                    LoadErrorKind::Limit,
-                    format!("more than {} documents (max_documents)", config.max_documents),
-                )
-                .in_source(src.name, Some(index)));
+                Err(first)
             }
         }
     }
-    Ok(out)
 }
 
-/// Loads a bundle from sources, all-or-nothing.
+/// How deep `List`s may nest inside one another.
+const MAX_LIST_DEPTH: usize = 8;
+
+/// Whether a document is a list to unwrap: `kind: List`, any `<Kind>List` with `items`
+/// (`GlobalNetworkPolicyList`, `PodList`, as calicoctl and kubectl print them), or a
+/// kind-less document with `items`.
+fn is_list(value: &Value) -> bool {
+    match value.get("kind") {
+        Some(Value::String(k)) => k == "List" || (k.ends_with("List") && value.get("items").is_some()),
+        None => value.get("items").is_some(),
+        Some(_) => false,
+    }
+}
+
+/// Unwraps `value` into `out`, lists recursively. Items of a typed list that lack their own
+/// `apiVersion` or `kind` (as the API server's list responses print them) take the list's.
+fn unwrap_lists(
+    value: Value,
+    file: &str,
+    index: usize,
+    path: Option<String>,
+    depth: usize,
+    out: &mut Vec<Doc>,
+    errors: &mut Errors,
+) {
+    if value.is_null() {
+        return;
+    }
+    if !is_list(&value) {
+        out.push(Doc { file: file.to_string(), index, item: path, value });
+        return;
+    }
+    let here = |e: LoadError| {
+        let e = match &path {
+            Some(p) => e.at_field(p.clone()),
+            None => e,
+        };
+        e.in_source(file, Some(index))
+    };
+    if depth >= MAX_LIST_DEPTH {
+        errors.push(here(LoadError::new(
+            LoadErrorKind::Limit,
+            format!("lists nest deeper than {MAX_LIST_DEPTH} levels"),
+        )));
+        return;
+    }
+    let Value::Object(mut m) = value else { return };
+    let item_kind = match m.get("kind").and_then(Value::as_str) {
+        Some(k) if k != "List" => k.strip_suffix("List").map(str::to_string),
+        _ => None,
+    };
+    let list_api = m.get("apiVersion").and_then(Value::as_str).map(str::to_string);
+    let items = match m.remove("items") {
+        Some(Value::Array(items)) => items,
+        Some(Value::Null) | None => return,
+        Some(_) => {
+            let field = match &path {
+                Some(p) => format!("{p}.items"),
+                None => "items".into(),
+            };
+            errors.push(
+                LoadError::new(LoadErrorKind::Schema, "`items` of a list must be a sequence")
+                    .at_field(field)
+                    .in_source(file, Some(index)),
+            );
+            return;
+        }
+    };
+    for (i, mut item) in items.into_iter().enumerate() {
+        if let (Some(k), Value::Object(obj)) = (&item_kind, &mut item) {
+            obj.entry("kind").or_insert_with(|| Value::String(k.clone()));
+            if let Some(a) = &list_api {
+                obj.entry("apiVersion").or_insert_with(|| Value::String(a.clone()));
+            }
+        }
+        let p = match &path {
+            Some(p) => format!("{p}.items[{i}]"),
+            None => format!("items[{i}]"),
+        };
+        unwrap_lists(item, file, index, Some(p), depth + 1, out, errors);
+    }
+}
+
+/// Rewrites the YAML parser's messages that speak to a programmer.
+fn syntax_message(e: &serde_saphyr::Error) -> String {
+    e.to_string().replace(", set DuplicateKeyPolicy in Options if acceptable", "")
+}
+
+/// Parses sources into documents, unwrapping lists. Every source is parsed; the errors go
+/// to `errors`.
+fn documents(sources: &[Source<'_>], config: &Config, errors: &mut Errors) -> Vec<Doc> {
+    let total: usize = sources.iter().map(|s| s.text.len()).sum();
+    if total > config.max_bundle_bytes {
+        errors.push(LoadError::new(
+            LoadErrorKind::Limit,
+            format!("bundle is {total} bytes, the limit (max_bundle_bytes) is {}", config.max_bundle_bytes),
+        ));
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for src in sources {
+        let values: Vec<Value> = match serde_saphyr::from_multiple_with_options(src.text, yaml_options(config)) {
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(LoadError::new(LoadErrorKind::Syntax, syntax_message(&e)).in_source(src.name, None));
+                continue;
+            }
+        };
+        for (index, value) in values.into_iter().enumerate() {
+            unwrap_lists(value, src.name, index, None, 0, &mut out, errors);
+            if out.len() > config.max_documents {
+                errors.push(
+                    LoadError::new(
+                        LoadErrorKind::Limit,
+                        format!("more than {} documents (max_documents)", config.max_documents),
+                    )
+                    .in_source(src.name, Some(index)),
+                );
+                return out;
+            }
+        }
+    }
+    out
+}
+
+/// Loads a bundle from sources, all-or-nothing. A rejected bundle's error lists every error
+/// found (up to [`Errors::LIMIT`], in [`LoadError::others`]), not only the first.
 ///
 /// ```
 /// let yaml = r#"
@@ -153,23 +281,34 @@ fn documents(sources: &[Source<'_>], config: &Config) -> Result<Vec<Doc>, LoadEr
 /// assert_eq!(bundle.policies[0].display_name(), "gnp:deny-all");
 /// ```
 pub fn load(sources: &[Source<'_>], config: &Config) -> Result<Bundle, LoadError> {
-    let docs = documents(sources, config)?;
-    let objects = object::classify(docs)?;
-    if objects.policy_objects() == 0 && objects.inventory_objects() == 0 && objects.tiers.is_empty() {
+    let mut errors = Errors::default();
+    let docs = documents(sources, config, &mut errors);
+    let objects = object::classify(docs, &mut errors);
+    if errors.is_empty()
+        && objects.policy_objects() == 0
+        && objects.inventory_objects() == 0
+        && objects.tiers.is_empty()
+    {
         return Err(LoadError::new(
             LoadErrorKind::Empty,
             "the bundle holds no document of a kind Palisade reads (Calico policy, tiers, network sets, \
              Kubernetes or Istio policy, Pods, Namespaces, ServiceAccounts)",
         ));
     }
-    object::check_duplicates(&objects)?;
+    object::check_duplicates(&objects, &mut errors);
 
-    let namespaces = inventory::namespaces(&objects.namespaces)?;
-    let service_accounts = inventory::service_accounts(&objects.service_accounts)?;
+    let namespaces = errors.keep(inventory::namespaces(&objects.namespaces)).unwrap_or_default();
+    let service_accounts = errors.keep(inventory::service_accounts(&objects.service_accounts)).unwrap_or_default();
     let has_istio = objects.policies.iter().any(|o| o.id.group == "security.istio.io");
-    let tiers = calico::tiers(&objects.tiers, has_istio)?;
-    let mut bundle =
-        Bundle { tiers, namespaces, skipped_documents: objects.skipped, objects: objects.total, ..Bundle::default() };
+    let tiers = errors.keep(calico::tiers(&objects.tiers, has_istio)).unwrap_or_default();
+    let mut bundle = Bundle {
+        tiers,
+        namespaces,
+        skipped_documents: objects.skipped.values().sum(),
+        skipped_kinds: objects.skipped.clone(),
+        objects: objects.total,
+        ..Bundle::default()
+    };
     let mut policies = Vec::with_capacity(objects.policies.len());
     for obj in &objects.policies {
         let p = match obj.id.group.as_str() {
@@ -177,13 +316,18 @@ pub fn load(sources: &[Source<'_>], config: &Config) -> Result<Bundle, LoadError
             "security.istio.io" => istio::policy(obj, &bundle, config),
             _ => calico::policy(obj, &bundle, config),
         };
-        policies.push(p.map_err(|e| obj.err(e))?);
+        if let Some(p) = errors.keep(p.map_err(|e| obj.err(e))) {
+            policies.push(p);
+        }
     }
     calico::sort_policies(&mut policies);
     bundle.policies = policies;
-    bundle.endpoints = inventory::endpoints(&objects.pods, &bundle.namespaces, &service_accounts, config)?;
-    bundle.network_sets = calico::network_sets(&objects.network_sets, &bundle.namespaces)?;
-    Ok(bundle)
+    bundle.endpoints = errors
+        .keep(inventory::endpoints(&objects.pods, &bundle.namespaces, &service_accounts, config))
+        .unwrap_or_default();
+    let sets = calico::network_sets(&objects.network_sets, &bundle.namespaces, &mut errors);
+    bundle.network_sets = sets;
+    errors.finish(bundle)
 }
 
 /// Namespace label maps with the derived name label, and which namespaces exist.

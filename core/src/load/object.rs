@@ -73,7 +73,8 @@ pub(crate) struct Objects {
     pub pods: Vec<Obj>,
     pub namespaces: Vec<Obj>,
     pub service_accounts: Vec<Obj>,
-    pub skipped: usize,
+    /// Skipped documents by `(apiVersion, kind)`.
+    pub skipped: BTreeMap<(String, String), usize>,
     pub total: usize,
 }
 
@@ -107,6 +108,16 @@ enum Role {
     Skip,
 }
 
+/// The API groups whose objects carry access rules (SPEC 9.1). In these groups a kind is
+/// read, known to carry no access rule (skipped), or an error; it is never silently skipped.
+const POLICY_GROUPS: &[&str] = &[
+    "projectcalico.org",
+    "crd.projectcalico.org",
+    "networking.k8s.io",
+    "security.istio.io",
+    "policy.networking.k8s.io",
+];
+
 const CALICO_READ: &[&str] = &[
     "Tier",
     "GlobalNetworkPolicy",
@@ -116,7 +127,51 @@ const CALICO_READ: &[&str] = &[
     "GlobalNetworkSet",
     "NetworkSet",
 ];
+/// Calico kinds that carry access rules Palisade cannot evaluate yet: an error.
 const CALICO_REJECT: &[&str] = &["HostEndpoint", "Profile", "StagedKubernetesNetworkPolicy", "WorkloadEndpoint"];
+/// Calico kinds that carry no access rule (networking, IPAM, BGP, component configuration).
+const CALICO_NO_ACCESS: &[&str] = &[
+    "IPPool",
+    "IPReservation",
+    "IPAMConfig",
+    "IPAMConfiguration",
+    "IPAMBlock",
+    "IPAMHandle",
+    "BlockAffinity",
+    "BGPConfiguration",
+    "BGPPeer",
+    "BGPFilter",
+    "FelixConfiguration",
+    "ClusterInformation",
+    "KubeControllersConfiguration",
+    "CalicoNodeStatus",
+    "Node",
+];
+/// `networking.k8s.io` kinds that carry no access rule.
+const K8S_NETWORKING_NO_ACCESS: &[&str] = &["Ingress", "IngressClass", "ServiceCIDR", "IPAddress"];
+/// Kinds Palisade reads (or rejects as unsupported) in the policy groups: one of these under
+/// another group is a mistake that would otherwise drop a policy.
+const POLICY_KINDS: &[&str] = &[
+    "Tier",
+    "GlobalNetworkPolicy",
+    "NetworkPolicy",
+    "StagedGlobalNetworkPolicy",
+    "StagedNetworkPolicy",
+    "StagedKubernetesNetworkPolicy",
+    "GlobalNetworkSet",
+    "NetworkSet",
+    "HostEndpoint",
+    "Profile",
+    "WorkloadEndpoint",
+    "AuthorizationPolicy",
+    "PeerAuthentication",
+    "RequestAuthentication",
+    "AdminNetworkPolicy",
+    "BaselineAdminNetworkPolicy",
+    "ClusterNetworkPolicy",
+];
+/// Core (`v1`) kinds Palisade reads.
+const CORE_READ: &[&str] = &["Pod", "Namespace", "ServiceAccount"];
 
 fn namespaced(group: &str, kind: &str) -> bool {
     matches!(
@@ -132,36 +187,87 @@ fn unsupported(msg: String) -> LoadError {
     LoadError::new(LoadErrorKind::Unsupported, msg)
 }
 
+fn invalid_kind(msg: String) -> LoadError {
+    LoadError::new(LoadErrorKind::Schema, msg).at_field("kind")
+}
+
+/// A kind folded for near-miss detection: lower case, no separators, no plural ending.
+fn fold_kind(kind: &str) -> String {
+    let k: String = kind.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
+    if let Some(stem) = k.strip_suffix("ies") {
+        format!("{stem}y")
+    } else if let Some(stem) = k.strip_suffix('s') {
+        stem.to_string()
+    } else {
+        k
+    }
+}
+
+/// The read kind that `kind` misspells (other case, spacing or a plural), if any.
+fn near_miss(kind: &str) -> Option<&'static str> {
+    let folded = fold_kind(kind);
+    POLICY_KINDS.iter().chain(CORE_READ).copied().find(|k| *k != kind && fold_kind(k) == folded)
+}
+
 fn role(api_version: &str, kind: &str) -> Result<Role, LoadError> {
     let (group, version) = match api_version.rsplit_once('/') {
         Some((g, v)) => (g, v),
         None => ("", api_version),
     };
-    let calico_kind = CALICO_READ.contains(&kind) || CALICO_REJECT.contains(&kind);
+    // A policy group spelt in another case, or named without a version.
+    let lower = group.to_ascii_lowercase();
+    let bare = api_version.to_ascii_lowercase();
+    if (POLICY_GROUPS.contains(&lower.as_str()) && group != lower) || POLICY_GROUPS.contains(&bare.as_str()) {
+        return Err(LoadError::new(
+            LoadErrorKind::Schema,
+            format!(
+                "{api_version:?} is not a valid API version (write the group in lower case, with its \
+                 version: projectcalico.org/v3, networking.k8s.io/v1, security.istio.io/v1)"
+            ),
+        )
+        .at_field("apiVersion"));
+    }
+    let policy_group = POLICY_GROUPS.contains(&group);
+    if (policy_group || group.is_empty())
+        && let Some(meant) = near_miss(kind)
+    {
+        return Err(invalid_kind(format!("{kind:?} is not a kind Palisade reads; did you mean {meant}?")));
+    }
+    // (Kubeflow has a `Profile` of its own: only Calico's would carry access rules.)
+    if !policy_group && POLICY_KINDS.contains(&kind) && kind != "Profile" {
+        return Err(invalid_kind(format!(
+            "{kind} under apiVersion {api_version:?} is not a policy Palisade reads: Calico kinds are \
+             projectcalico.org/v3, Kubernetes NetworkPolicy is networking.k8s.io/v1, Istio kinds are \
+             security.istio.io/v1"
+        )));
+    }
     match group {
         "projectcalico.org" | "crd.projectcalico.org" => {
             let supported_version = (group == "projectcalico.org" && version == "v3")
                 || (group == "crd.projectcalico.org" && version == "v1");
+            if CALICO_NO_ACCESS.contains(&kind) {
+                return Ok(Role::Skip);
+            }
             if CALICO_REJECT.contains(&kind) {
                 return Err(unsupported(format!(
                     "{kind} is not supported: ignoring it would silently change access, so the bundle is rejected"
                 )));
             }
+            if !CALICO_READ.contains(&kind) {
+                return Err(unsupported(format!(
+                    "{kind} ({api_version}) is not a Calico kind Palisade reads or knows to carry no access rule; \
+                     ignoring it could change access"
+                )));
+            }
             if !supported_version {
-                if calico_kind {
-                    return Err(unsupported(format!(
-                        "apiVersion {api_version} is not supported for {kind} (use projectcalico.org/v3)"
-                    )));
-                }
-                return Ok(Role::Skip);
+                return Err(unsupported(format!(
+                    "apiVersion {api_version} is not supported for {kind} (use projectcalico.org/v3)"
+                )));
             }
             Ok(match kind {
                 "Tier" => Role::Tier,
-                "GlobalNetworkPolicy" | "NetworkPolicy" | "StagedGlobalNetworkPolicy" | "StagedNetworkPolicy" => {
-                    Role::Policy
-                }
                 "GlobalNetworkSet" | "NetworkSet" => Role::NetworkSet,
-                _ => Role::Skip,
+                _ => Role::Policy,
             })
         }
         "networking.k8s.io" => match kind {
@@ -169,7 +275,11 @@ fn role(api_version: &str, kind: &str) -> Result<Role, LoadError> {
             "NetworkPolicy" => Err(unsupported(format!(
                 "apiVersion {api_version} is not supported for NetworkPolicy (use networking.k8s.io/v1)"
             ))),
-            _ => Ok(Role::Skip),
+            k if K8S_NETWORKING_NO_ACCESS.contains(&k) => Ok(Role::Skip),
+            _ => Err(unsupported(format!(
+                "{kind} ({api_version}) is not a networking.k8s.io kind Palisade reads or knows to carry no \
+                 access rule; ignoring it could change access"
+            ))),
         },
         "policy.networking.k8s.io" => Err(unsupported(format!(
             "{kind} ({api_version}) is not supported: admin network policies would change access"
@@ -191,101 +301,109 @@ fn role(api_version: &str, kind: &str) -> Result<Role, LoadError> {
     }
 }
 
-/// Sorts documents into roles, rejecting kinds that must not be ignored.
-pub(crate) fn classify(docs: Vec<Doc>) -> Result<Objects, LoadError> {
+fn metadata(doc: &Doc, kind: &str) -> Result<RawMeta, LoadError> {
+    let Some(m) = doc.value.get("metadata") else { return Ok(RawMeta::default()) };
+    crate::strict::from_value(m).map_err(|(path, message)| {
+        let name = m.get("name").and_then(Value::as_str);
+        let ns = m.get("namespace").and_then(Value::as_str);
+        let object = match (ns, name) {
+            (Some(ns), Some(n)) => format!("{kind} {ns}/{n}"),
+            (None, Some(n)) => format!("{kind} {n}"),
+            _ => kind.to_string(),
+        };
+        let field = if path == "." { "metadata".to_string() } else { format!("metadata.{path}") };
+        doc.err(LoadError::new(LoadErrorKind::Schema, message).at_field(field).in_object(object))
+    })
+}
+
+/// Classifies one document; `Ok(None)` when it is skipped.
+fn classify_one(doc: Doc, out: &mut Objects) -> Result<(), LoadError> {
+    if !doc.value.is_object() {
+        return Err(doc.err(LoadError::new(LoadErrorKind::Schema, "a document must be a mapping")));
+    }
+    let api_version = doc.value.get("apiVersion").and_then(Value::as_str);
+    let kind = doc.value.get("kind").and_then(Value::as_str);
+    let (api_version, kind) = match (api_version, kind) {
+        (Some(a), Some(k)) => (a.to_string(), k.to_string()),
+        (None, _) => {
+            return Err(
+                doc.err(LoadError::new(LoadErrorKind::Schema, "missing apiVersion (a string)").at_field("apiVersion"))
+            );
+        }
+        (_, None) => {
+            return Err(doc.err(LoadError::new(LoadErrorKind::Schema, "missing kind (a string)").at_field("kind")));
+        }
+    };
+    let meta = metadata(&doc, &kind)?;
+    let r = role(&api_version, &kind).map_err(|e| {
+        let named = match &meta.name {
+            Some(n) => match &meta.namespace {
+                Some(ns) => format!("{kind} {ns}/{n}"),
+                None => format!("{kind} {n}"),
+            },
+            None => kind.clone(),
+        };
+        doc.err(e.in_object(named))
+    })?;
+    if matches!(r, Role::Skip) {
+        *out.skipped.entry((api_version, kind)).or_default() += 1;
+        return Ok(());
+    }
+    let group = match api_version.rsplit_once('/') {
+        Some(("crd.projectcalico.org", _)) => "projectcalico.org".to_string(),
+        Some((g, _)) => g.to_string(),
+        None => String::new(),
+    };
+    let name = match meta.name {
+        Some(n) if !n.is_empty() => n,
+        _ => {
+            return Err(doc.err(
+                LoadError::new(LoadErrorKind::Schema, "metadata.name is required")
+                    .in_object(kind.clone())
+                    .at_field("metadata.name"),
+            ));
+        }
+    };
+    let namespace = if namespaced(&group, &kind) {
+        Some(meta.namespace.filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into()))
+    } else {
+        None
+    };
+    let obj = Obj { doc, id: ObjectRef { group, kind, namespace, name }, labels: meta.labels.unwrap_or_default() };
+    match r {
+        Role::Tier => out.tiers.push(obj),
+        Role::Policy => out.policies.push(obj),
+        Role::NetworkSet => out.network_sets.push(obj),
+        Role::Pod => out.pods.push(obj),
+        Role::Namespace => out.namespaces.push(obj),
+        Role::ServiceAccount => out.service_accounts.push(obj),
+        Role::Skip => {}
+    }
+    Ok(())
+}
+
+/// Sorts documents into roles, rejecting kinds that must not be ignored. Every document is
+/// classified; the errors go to `errors`.
+pub(crate) fn classify(docs: Vec<Doc>, errors: &mut super::Errors) -> Objects {
     let mut out = Objects::default();
     for doc in docs {
         out.total += 1;
-        if !doc.value.is_object() {
-            return Err(doc.err(LoadError::new(LoadErrorKind::Schema, "a document must be a mapping")));
-        }
-        let api_version = doc.value.get("apiVersion").and_then(Value::as_str);
-        let kind = doc.value.get("kind").and_then(Value::as_str);
-        let (api_version, kind) = match (api_version, kind) {
-            (Some(a), Some(k)) => (a.to_string(), k.to_string()),
-            (None, _) => {
-                return Err(doc.err(LoadError::new(LoadErrorKind::Schema, "missing apiVersion").at_field("apiVersion")));
-            }
-            (_, None) => {
-                return Err(doc.err(LoadError::new(LoadErrorKind::Schema, "missing kind").at_field("kind")));
-            }
-        };
-        let meta: RawMeta = match doc.value.get("metadata") {
-            Some(m) => serde_path_to_error::deserialize(m.clone()).map_err(|e| {
-                let path = e.path().to_string();
-                let name = m.get("name").and_then(Value::as_str);
-                let ns = m.get("namespace").and_then(Value::as_str);
-                let object = match (ns, name) {
-                    (Some(ns), Some(n)) => format!("{kind} {ns}/{n}"),
-                    (None, Some(n)) => format!("{kind} {n}"),
-                    _ => kind.clone(),
-                };
-                doc.err(
-                    LoadError::new(LoadErrorKind::Schema, e.into_inner().to_string())
-                        .at_field(format!("metadata.{path}"))
-                        .in_object(object),
-                )
-            })?,
-            None => RawMeta::default(),
-        };
-        let r = role(&api_version, &kind).map_err(|e| {
-            let named = match &meta.name {
-                Some(n) => match &meta.namespace {
-                    Some(ns) => format!("{kind} {ns}/{n}"),
-                    None => format!("{kind} {n}"),
-                },
-                None => kind.clone(),
-            };
-            doc.err(e.in_object(named))
-        })?;
-        if matches!(r, Role::Skip) {
-            out.skipped += 1;
-            continue;
-        }
-        let group = match api_version.rsplit_once('/') {
-            Some(("crd.projectcalico.org", _)) => "projectcalico.org".to_string(),
-            Some((g, _)) => g.to_string(),
-            None => String::new(),
-        };
-        let name = match meta.name {
-            Some(n) if !n.is_empty() => n,
-            _ => {
-                return Err(doc.err(
-                    LoadError::new(LoadErrorKind::Schema, "metadata.name is required")
-                        .in_object(kind.clone())
-                        .at_field("metadata.name"),
-                ));
-            }
-        };
-        let namespace = if namespaced(&group, &kind) {
-            Some(meta.namespace.filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into()))
-        } else {
-            None
-        };
-        let obj = Obj { doc, id: ObjectRef { group, kind, namespace, name }, labels: meta.labels.unwrap_or_default() };
-        match r {
-            Role::Tier => out.tiers.push(obj),
-            Role::Policy => out.policies.push(obj),
-            Role::NetworkSet => out.network_sets.push(obj),
-            Role::Pod => out.pods.push(obj),
-            Role::Namespace => out.namespaces.push(obj),
-            Role::ServiceAccount => out.service_accounts.push(obj),
-            Role::Skip => {}
+        if let Err(e) = classify_one(doc, &mut out) {
+            errors.push(e);
         }
     }
-    Ok(out)
+    out
 }
 
 /// Two objects with the same group, kind, namespace and name are an error.
-pub(crate) fn check_duplicates(objects: &Objects) -> Result<(), LoadError> {
+pub(crate) fn check_duplicates(objects: &Objects, errors: &mut super::Errors) {
     let mut seen: HashMap<&ObjectRef, &Obj> = HashMap::new();
     for obj in objects.all() {
         if let Some(first) = seen.insert(&obj.id, obj) {
-            return Err(obj.err(LoadError::new(
+            errors.push(obj.err(LoadError::new(
                 LoadErrorKind::Duplicate,
                 format!("duplicate object: also declared in {} (document {})", first.doc.file, first.doc.index),
             )));
         }
     }
-    Ok(())
 }

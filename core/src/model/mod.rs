@@ -36,6 +36,9 @@ pub struct Bundle {
     /// Documents that were skipped because Palisade does not need them (Services,
     /// Deployments, IPPools ...).
     pub skipped_documents: usize,
+    /// The skipped documents counted by `(apiVersion, kind)`, for `lint` and `explain` (a
+    /// person can see that nothing they meant to enforce was dropped).
+    pub skipped_kinds: BTreeMap<(String, String), usize>,
     /// Objects read.
     pub objects: usize,
 }
