@@ -74,7 +74,7 @@ fn decide_never_allocates() {
         // HTTP, both sides, allowed by a rule, Pass in the platform tier, Log in audit.
         r#"{"source": {"ip": "10.1.0.5", "port": 40000, "principal": "spiffe://cluster.local/ns/shop/sa/frontend"}, "destination": {"ip": "10.1.0.9", "port": 8080}, "http": {"method": "GET", "path": "/api/cart/42"}}"#,
         // A path that needs normalising (decoded on the stack).
-        r#"{"source": {"ip": "10.1.0.9", "principal": "spiffe://cluster.local/ns/shop/sa/cart"}, "destination": {"ip": "10.2.0.7", "port": 8443}, "http": {"method": "POST", "path": "/v1/refunds/./a/..//b%2Fc;x=1?q=2", "headers": {"x-a": "b"}}}"#,
+        r#"{"source": {"ip": "10.1.0.9", "principal": "spiffe://cluster.local/ns/shop/sa/cart"}, "destination": {"ip": "10.2.0.7", "port": 8443}, "http": {"method": "POST", "path": "/v1/refunds/./a/..//b%41c;x=1?q=2", "headers": {"x-a": "b"}}}"#,
         // Staged policy relevant, l7_pending.
         r#"{"source": {"ip": "10.1.0.9", "principal": "spiffe://cluster.local/ns/shop/sa/cart"}, "destination": {"ip": "10.2.0.7", "port": 8443}}"#,
         // End of tier deny.
@@ -98,6 +98,10 @@ fn decide_never_allocates() {
         // Invalid requests: bad path, bad principal.
         r#"{"source": {"ip": "10.1.0.5"}, "destination": {"ip": "10.1.0.9", "port": 8080}, "http": {"method": "GET", "path": "/a/%252e%252e/b"}}"#,
         r#"{"source": {"ip": "10.1.0.5", "principal": "spiffe://Bad/ns"}, "destination": {"ip": "10.1.0.9", "port": 8080}}"#,
+        // ... an encoded separator, an Istio-form principal, mixed families.
+        r#"{"source": {"ip": "10.1.0.5"}, "destination": {"ip": "10.1.0.9", "port": 8080}, "http": {"method": "GET", "path": "/admin%2F..%2Fapi"}}"#,
+        r#"{"source": {"ip": "10.1.0.5", "principal": "cluster.local/ns/shop/sa/frontend"}, "destination": {"ip": "10.1.0.9", "port": 8080}}"#,
+        r#"{"source": {"ip": "10.1.0.5"}, "destination": {"ip": "fd00::2", "port": 80}}"#,
         // IPv6 and direction variants.
         r#"{"direction": "ingress", "source": {"ip": "fd00::1"}, "destination": {"ip": "fd00::2", "port": 80}}"#,
         r#"{"direction": "egress", "source": {"ip": "10.1.0.5"}, "destination": {"ip": "10.1.0.9", "port": 8080}}"#,

@@ -625,7 +625,8 @@ fn build<R>(
     let claims_text = s(req.claims_json)?;
     let claims: Option<serde_json::Value> = match claims_text {
         None => None,
-        Some(t) => Some(serde_json::from_str(t).map_err(|_| palisade_status::InvalidArgument)?),
+        // Strict parsing: a claim given twice is an error, not last-wins.
+        Some(t) => Some(palisade_core::request::parse_json(t).map_err(|_| palisade_status::InvalidArgument)?),
     };
     let auth_principal = s(req.auth_principal)?;
     let auth_presenter = s(req.auth_presenter)?;

@@ -83,7 +83,16 @@ fn config(env: &Env, c: Option<Value>) -> Result<Config> {
 impl Engine {
     /// The one implementation of `decide` (objects and JSON text both come here).
     fn decide_value(&self, env: &Env, request: Value, strict: Option<bool>) -> Result<Value> {
-        match parse(request) {
+        self.decide_parsed(env, parse(request), strict)
+    }
+
+    fn decide_parsed(
+        &self,
+        env: &Env,
+        parsed: std::result::Result<OwnedRequest, palisade_core::RequestError>,
+        strict: Option<bool>,
+    ) -> Result<Value> {
+        match parsed {
             Ok(r) => {
                 let req = r.as_request();
                 Ok(match self.inner.snapshot() {
@@ -216,14 +225,19 @@ impl Engine {
     /// objects property by property).
     #[napi]
     pub fn decide_json(&self, env: Env, request: String, strict: Option<bool>) -> Result<String> {
-        let value = serde_json::from_str(&request).unwrap_or_else(|e| Value::String(e.to_string()));
-        self.decide_value(&env, value, strict).map(|v| v.to_string())
+        // Strict parsing: a key given twice anywhere is an error, not last-wins.
+        let parsed = palisade_core::request::parse_json(&request).and_then(parse);
+        self.decide_parsed(&env, parsed, strict).map(|v| v.to_string())
     }
 
     /// `decideMany` on a JSON array (what `palisade.js` calls).
     #[napi]
     pub fn decide_many_json(&self, requests: String) -> String {
-        let list: Vec<Value> = serde_json::from_str(&requests).unwrap_or_default();
+        // Strict parsing (duplicate keys are errors); text that is not an array decides nothing.
+        let list = match palisade_core::request::parse_json(&requests) {
+            Ok(Value::Array(list)) => list,
+            _ => Vec::new(),
+        };
         Value::Array(self.decide_values(list)).to_string()
     }
 

@@ -105,7 +105,12 @@ fn from_keywords(kw: &Bound<'_, PyDict>) -> PyResult<Value> {
                 continue;
             }
         };
-        map.insert(name.to_string(), value);
+        // `principal` and `src_principal` name one field: giving both is a duplicate key.
+        if map.insert(name.to_string(), value).is_some() {
+            return Err(RequestError::new_err(format!(
+                "{key}: source.principal is given twice (as principal and src_principal)"
+            )));
+        }
     }
     root.insert("source".into(), Value::Object(source));
     root.insert("destination".into(), Value::Object(destination));
@@ -446,7 +451,8 @@ impl Engine {
 #[pyfunction]
 fn lint_paths(py: Python<'_>, paths: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
     let list = paths_of(paths)?;
-    let files = palisade_core::load::read_paths(&list, Config::default().max_bundle_bytes).map_err(|e| bundle_error(py, &e))?;
+    let files =
+        palisade_core::load::read_paths(&list, Config::default().max_bundle_bytes).map_err(|e| bundle_error(py, &e))?;
     let sources: Vec<palisade_core::load::Source<'_>> =
         files.iter().map(|(n, t)| palisade_core::load::Source { name: n, text: t }).collect();
     let bundle = palisade_core::load::load(&sources, &Config::default()).map_err(|e| bundle_error(py, &e))?;

@@ -59,7 +59,26 @@ def test_invalid_requests(shop):
     assert isinstance(e.value, palisade.PalisadeError)
     assert shop.decide(src_ip="10.1.0.5", dst_ip="10.1.0.9", dst_port=80, colour="red").reason == "invalid_request"
     d = shop.decide(src_ip="10.1.0.5", dst_ip="10.1.0.9", dst_port=80, principal="spiffe://bad/../x")
-    assert (d.reason, d.detail) == ("invalid_request", "principal is not a valid SPIFFE ID")
+    assert d.reason == "invalid_request" and d.detail.startswith("source.principal is not a valid SPIFFE ID")
+    d = shop.decide(src_ip="10.1.0.5", dst_ip="10.1.0.9", dst_port=80, principal="cluster.local/ns/shop/sa/frontend")
+    assert d.reason == "invalid_request" and "spiffe://<trust domain>/ns/<namespace>/sa/<service account>" in d.detail
+
+
+def test_requests_keep_their_shape(shop):
+    # Issue 14: never read by position, never two values for one field.
+    by_position = {"source": ("10.1.0.5", None, "spiffe://cluster.local/ns/shop/sa/frontend"),
+                   "destination": {"ip": "10.1.0.9", "port": 8080}}
+    assert shop.decide(by_position).reason == "invalid_request"
+    with pytest.raises(palisade.RequestError, match="found an array"):
+        shop.decide(by_position, strict=True)
+    twice = dict(src_ip="10.1.0.5", dst_ip="10.1.0.9", dst_port=8080,
+                 principal="spiffe://cluster.local/ns/shop/sa/frontend", src_principal="spiffe://cluster.local/ns/shop/sa/cart")
+    assert shop.decide(**twice).reason == "invalid_request"
+    headers = {"X-Evil": "1", "x-evil": "2"}
+    d = shop.decide(src_ip="10.1.0.5", dst_ip="10.1.0.9", dst_port=8080, method="GET", path="/", headers=headers)
+    assert d.reason == "invalid_request"
+    d = shop.decide(src_ip="10.1.0.5", dst_ip="10.1.0.9", dst_port=8080, method="GET", path="/api/%2F..%2Fx")
+    assert d.reason == "invalid_request" and "%2F or %5C" in d.detail
 
 
 def test_bundle_error_attributes(root):
