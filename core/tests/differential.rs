@@ -15,6 +15,9 @@ use proptest::test_runner::{Config as PtConfig, TestCaseError, TestRunner};
 
 const IPS: [&str; 8] =
     ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6", "10.0.0.9", "192.0.2.7"];
+/// Request-only addresses: IPv6 (mixed with IPv4 is `invalid_request`, SPEC 9.3) and the
+/// IPv4-mapped form of a workload's IP (the same address as the IPv4 one).
+const IPS_V6: [&str; 3] = ["fd00::1", "2001:db8::7", "::ffff:10.0.0.2"];
 const NETS: [&str; 6] = ["10.0.0.0/29", "10.0.0.0/30", "10.0.0.4/31", "192.0.2.0/24", "10.0.0.8/29", "0.0.0.0/1"];
 const NAMESPACES: [&str; 2] = ["ns1", "ns2"];
 const SAS: [&str; 3] = ["default", "sa1", "sa2"];
@@ -33,8 +36,23 @@ const SELECTORS: [&str; 12] = [
     "projectcalico.org/serviceaccount == 'sa1'",
 ];
 const NS_SELECTORS: [&str; 5] = ["all()", "global()", "team == 'x'", "projectcalico.org/name == 'ns2'", "!has(team)"];
-const PATHS: [&str; 10] =
-    ["/", "/api", "/api/x", "/apix", "/api/../admin", "//api/%78", "/a;b/api", "/api/x/", "/api/%252e", "api"];
+const PATHS: [&str; 14] = [
+    "/",
+    "/api",
+    "/api/x",
+    "/apix",
+    "/api/../admin",
+    "//api/%78",
+    "/a;b/api",
+    "/api/x/",
+    "/api/%252e",
+    "api",
+    // Encoded separators (SPEC 9.3): `invalid_request` whatever the policy kind.
+    "/admin%2F..%2Fapi/x",
+    "/admin%5c..%5capi/x",
+    "/api%2fx",
+    "/api/x?next=%2Fadmin",
+];
 const RULE_PATHS: [&str; 4] = ["exact: /api", "prefix: /api", "prefix: /", "exact: /admin"];
 
 fn pick<T: Clone + std::fmt::Debug + 'static>(xs: &'static [T]) -> impl Strategy<Value = T> {
@@ -363,13 +381,14 @@ fn tiers() -> impl Strategy<Value = String> {
 }
 
 fn request() -> impl Strategy<Value = String> {
+    let ip = || prop_oneof![19 => pick(&IPS), 1 => pick(&IPS_V6)];
     (
-        pick(&IPS),
-        pick(&IPS),
+        ip(),
+        ip(),
         pick(&["TCP", "TCP", "UDP", "ICMP"]),
         prop::option::of(pick(&[80u16, 53, 8080, 40000])),
         prop::option::of(pick(&[80u16, 53, 9090])),
-        (0..12usize, 0..24usize),
+        (0..13usize, 0..26usize),
         prop::option::weighted(0.5, (pick(&["GET", "POST", "DELETE"]), pick(&PATHS))),
         pick(&["both", "both", "ingress", "egress"]),
         prop::option::of(pick(&["{\"type\": 8}", "{\"type\": 8, \"code\": 0}", "{\"type\": 0, \"code\": 3}"])),
@@ -382,7 +401,9 @@ fn request() -> impl Strategy<Value = String> {
                     5..=8 => "OWN".to_string(),
                     9 => "spiffe://cluster.local/ns/ns1/sa/sa1".to_string(),
                     10 => "spiffe://other.example/ns/ns1/sa/sa1".to_string(),
-                    _ => "spiffe://cluster.local/ns/ns1/sa/sa1/".to_string(),
+                    11 => "spiffe://cluster.local/ns/ns1/sa/sa1/".to_string(),
+                    // Istio's form, without the scheme: invalid in a request.
+                    _ => "cluster.local/ns/ns1/sa/sa1".to_string(),
                 };
                 format!(r#", "principal": "{p}""#)
             };
@@ -396,7 +417,7 @@ fn request() -> impl Strategy<Value = String> {
                 r#"{{"direction": "{direction}", "protocol": "{protocol}", "source": {{"ip": "{src}"{sport}{}{}}}, "destination": {{"ip": "{dst}"{dport}{}}}"#,
                 if sp == 11 { r#", "remote_ip": "192.0.2.77""# } else { "" },
                 principal(sp),
-                if dp >= 12 { principal(dp - 12) } else { String::new() }
+                if dp >= 13 { principal(dp - 13) } else { String::new() }
             );
             if let Some((m, p)) = http
                 && protocol == "TCP"
@@ -493,7 +514,20 @@ fn compiled_equals_reference() {
             prop_assert_eq!(fast, reference, "decision differs\nrequest: {}\nbundle:\n{}", text, bundle);
             prop_assert_eq!(plain, fast, "tracing changed the decision");
             prop_assert_eq!(&fast_trace, &reference_trace, "trace differs\nrequest: {}\nbundle:\n{}", text, bundle);
+            // The same request typed directly (as the C API and the Envoy filter build it),
+            // with an IPv4 source in its IPv4-mapped IPv6 form: both evaluators fold it.
+            if let std::net::IpAddr::V4(v4) = req.source.ip {
+                let mut mapped = req;
+                mapped.source.ip = std::net::IpAddr::V6(v4.to_ipv6_mapped());
+                prop_assert_eq!(snap.decide(&mapped), snap.decide_reference(&mapped), "mapped source\n{}", text);
+            }
             cov.hit(fast.reason.as_str());
+            match fast.detail {
+                Some(d) if d.contains("%2F or %5C") => cov.hit("invalid:encoded-separator"),
+                Some(d) if d.contains("different families") => cov.hit("invalid:mixed-families"),
+                Some(d) if d.contains("lacks the spiffe:// scheme") => cov.hit("invalid:istio-form-principal"),
+                _ => {}
+            }
             cov.hit(fast.action.as_str());
             match fast.side {
                 Some(Side::Ingress) => cov.hit("side:ingress"),
@@ -558,6 +592,9 @@ fn compiled_equals_reference() {
         "policy:iap",
         "policy:iap-indexed",
         "policy:calico",
+        "invalid:encoded-separator",
+        "invalid:mixed-families",
+        "invalid:istio-form-principal",
     ];
     if cases >= 200 {
         for k in required {
