@@ -21,8 +21,14 @@ use crate::selector::ParseLimits;
 pub struct Config {
     /// The SPIFFE trust domain of this cluster (default `cluster.local`).
     pub trust_domain: String,
+    /// Other trust domains that name the same identities as `trust_domain` (Istio's
+    /// `trustDomainAliases`, for a trust-domain migration; default empty). A principal in an
+    /// alias domain binds to its workload as one in `trust_domain` does, and Istio principal
+    /// values in any of these domains match all of them.
+    pub trust_domain_aliases: Vec<String>,
     /// Deny requests from a known workload that present no principal, when the ingress
-    /// side is evaluated (default false).
+    /// side is evaluated (default false). A mesh-wide `STRICT` that no `PeerAuthentication`
+    /// relaxes.
     pub require_peer_identity: bool,
     /// The verdict when every tier passed or none applied (Calico's namespace profile
     /// allows; default `allow`).
@@ -47,6 +53,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             trust_domain: "cluster.local".into(),
+            trust_domain_aliases: Vec::new(),
             require_peer_identity: false,
             no_policy_action: Action::Allow,
             istio_root_namespace: "istio-system".into(),
@@ -82,12 +89,27 @@ impl Config {
 
     /// Checks values that are well-typed but unusable.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let domain_ok = |td: &str| {
+            !td.is_empty() && td.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        };
         let td = &self.trust_domain;
-        if td.is_empty() || !td.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)) {
+        if !domain_ok(td) {
             return Err(ConfigError {
                 field: "trust_domain".into(),
                 message: format!("{td:?} is not a SPIFFE trust domain (lower-case letters, digits, '.', '_', '-')"),
             });
+        }
+        for (i, a) in self.trust_domain_aliases.iter().enumerate() {
+            let field = format!("trust_domain_aliases[{i}]");
+            if !domain_ok(a) {
+                return Err(ConfigError {
+                    field,
+                    message: format!("{a:?} is not a SPIFFE trust domain (lower-case letters, digits, '.', '_', '-')"),
+                });
+            }
+            if a == td || self.trust_domain_aliases[..i].contains(a) {
+                return Err(ConfigError { field, message: format!("{a:?} is given twice") });
+            }
         }
         if self.istio_root_namespace.is_empty() {
             return Err(ConfigError { field: "istio_root_namespace".into(), message: "must not be empty".into() });
@@ -105,6 +127,11 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Whether `td` is this cluster's trust domain or one of its aliases.
+    pub fn is_local_trust_domain(&self, td: &str) -> bool {
+        self.trust_domain == td || self.trust_domain_aliases.iter().any(|a| a == td)
     }
 
     pub(crate) fn selector_limits(&self) -> ParseLimits {

@@ -69,6 +69,9 @@ pub fn lint(bundle: &Bundle) -> Vec<Warning> {
                 continue;
             }
         }
+        if p.host_only {
+            continue;
+        }
         if p.staged != Some(crate::model::StagedAction::Delete)
             && !bundle.endpoints.is_empty()
             && !bundle.endpoints.iter().any(|e| p.selector.matches(&e.labels))
@@ -164,4 +167,27 @@ pub fn skipped(bundle: &Bundle) -> Vec<String> {
             format!("note: skipped {n} {docs} of {api} {kind} (no access rules read)")
         })
         .collect()
+}
+
+/// Notes about what a bundle holds that does not change decisions the way a reader might
+/// expect: skipped kinds ([`skipped`]), RequestAuthentications, host-endpoint policies.
+/// `lint` prints these after its warnings.
+pub fn notes(bundle: &Bundle) -> Vec<String> {
+    let mut out = skipped(bundle);
+    if bundle.request_authentications > 0 {
+        out.push(format!(
+            "note: {} RequestAuthentication(s) read and validated; they never change a decision: a request's `auth` \
+             is the claims the proxy has already verified, and a request with an invalid token never reaches the \
+             engine in Istio (require a token with an AuthorizationPolicy: requestPrincipals or request.auth.*)",
+            bundle.request_authentications
+        ));
+    }
+    for p in bundle.policies.iter().filter(|p| p.host_only) {
+        out.push(format!(
+            "note: {}: {}: doNotTrack/preDNAT policy for host endpoints: read and validated, never in a workload's walk",
+            p.origin,
+            p.display_name()
+        ));
+    }
+    out
 }

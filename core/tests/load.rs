@@ -132,14 +132,12 @@ fn own_labels_win_over_inherited_ones() {
 #[test]
 fn kinds_that_must_not_be_ignored_are_errors() {
     for (api, kind) in [
-        ("projectcalico.org/v3", "HostEndpoint"),
         ("projectcalico.org/v3", "Profile"),
-        ("projectcalico.org/v3", "StagedKubernetesNetworkPolicy"),
         ("crd.projectcalico.org/v1", "WorkloadEndpoint"),
         ("projectcalico.org/v2", "GlobalNetworkPolicy"),
-        ("security.istio.io/v1", "PeerAuthentication"),
+        ("security.istio.io/v1alpha1", "PeerAuthentication"),
         ("security.istio.io/v1alpha1", "AuthorizationPolicy"),
-        ("security.istio.io/v1beta1", "RequestAuthentication"),
+        ("security.istio.io/v1", "Sidecar"),
         ("policy.networking.k8s.io/v1alpha1", "AdminNetworkPolicy"),
         ("networking.k8s.io/v1beta1", "NetworkPolicy"),
     ] {
@@ -253,15 +251,12 @@ fn rule_validation() {
 
 #[test]
 fn fields_palisade_cannot_evaluate_are_errors() {
-    for spec in [
-        "  ingress: [{action: Allow, source: {services: {name: s, namespace: n}}}]",
-        "  doNotTrack: true",
-        "  preDNAT: true",
-        "  applyOnForward: true",
-    ] {
-        assert_eq!(err(&gnp(spec)).kind, LoadErrorKind::Unsupported, "{spec}");
-    }
+    let services = "  ingress: [{action: Allow, source: {services: {name: s, namespace: n}}}]";
+    assert_eq!(err(&gnp(services)).kind, LoadErrorKind::Unsupported);
+    // Host-endpoint policy is read (SPEC 9.2); applyOnForward alone keeps its workload effect.
     assert!(try_load(&gnp("  applyOnForward: false")).is_ok());
+    assert!(try_load(&gnp("  applyOnForward: true")).is_ok());
+    assert!(try_load(&gnp("  doNotTrack: true\n  applyOnForward: true")).is_ok());
     let staged = |action: &str| {
         format!(
             "apiVersion: projectcalico.org/v3\nkind: StagedGlobalNetworkPolicy\nmetadata: {{name: s}}\nspec: {{stagedAction: {action}}}\n"

@@ -76,6 +76,7 @@ pub(crate) struct Program {
     no_policy_action: Action,
     require_peer_identity: bool,
     trust_domain: Box<str>,
+    trust_domain_aliases: Box<[Box<str>]>,
     has_istio: bool,
 }
 
@@ -94,6 +95,8 @@ struct CEndpoint {
     named_ports: Box<[(u32, u8, u16)]>,
     /// `[ingress, egress]`: enforced list, pending list (staged as enforced).
     lists: [(u32, u32); 2],
+    /// Istio's mutual-TLS requirement (PeerAuthentication) by destination port.
+    mtls: crate::model::PeerMtls,
 }
 
 /// An ordered policy list: tiers in order, each with its policies in order.
@@ -349,6 +352,12 @@ fn segments(bundle: &Bundle, ids: &[PolicyId]) -> PolicyList {
 }
 
 impl Program {
+    /// Whether `td` is the trust domain or one of its aliases (no allocation).
+    #[inline]
+    pub(crate) fn is_local_trust_domain(&self, td: &str) -> bool {
+        *self.trust_domain == *td || self.trust_domain_aliases.iter().any(|a| **a == *td)
+    }
+
     /// Compiles a validated bundle.
     pub fn compile<'a>(bundle: &'a Bundle, config: &Config) -> Program {
         // 1. Security identities: one per distinct label set (endpoints and network sets).
@@ -491,6 +500,7 @@ impl Program {
                 service_account: e.service_account.as_str().into(),
                 named_ports,
                 lists: per_identity.get(identity as usize).copied().unwrap_or_default(),
+                mtls: crate::model::PeerMtls { from: Vec::new(), ..e.mtls.clone() },
             });
         }
         let mut set_lists: Vec<Box<[u32]>> = vec![Box::default()];
@@ -518,6 +528,7 @@ impl Program {
             no_policy_action: config.no_policy_action,
             require_peer_identity: config.require_peer_identity,
             trust_domain: config.trust_domain.as_str().into(),
+            trust_domain_aliases: config.trust_domain_aliases.iter().map(|a| a.as_str().into()).collect(),
             has_istio: bundle.has_istio(),
         }
     }

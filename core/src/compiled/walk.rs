@@ -91,9 +91,9 @@ fn bound(prog: &Program, p: &Principal<'_>, ep: Option<&CEndpoint>) -> bool {
     match (p, ep) {
         (Principal::Absent | Principal::Own, _) => true,
         (Principal::Parsed(id), Some(e)) => {
-            id.trust_domain == &*prog.trust_domain && id.workload() == Some((&*e.namespace, &*e.service_account))
+            prog.is_local_trust_domain(id.trust_domain) && id.workload() == Some((&*e.namespace, &*e.service_account))
         }
-        (Principal::Parsed(id), None) => id.trust_domain != &*prog.trust_domain,
+        (Principal::Parsed(id), None) => !prog.is_local_trust_domain(id.trust_domain),
     }
 }
 
@@ -169,7 +169,14 @@ pub(crate) fn decide<R: Recorder>(prog: &Program, req: &Request<'_>, generation:
     let egress_ep = if req.direction != Direction::Ingress { src.endpoint } else { None };
     let ingress_ep = if req.direction != Direction::Egress { dst.endpoint } else { None };
     // 5. Required peer identity.
-    if prog.require_peer_identity && req.source.principal.is_none() && src.endpoint.is_some() && ingress_ep.is_some() {
+    // The global switch applies to known source workloads; a PeerAuthentication STRICT
+    // destination port to every source, as in Istio.
+    if req.source.principal.is_none()
+        && ingress_ep.is_some_and(|e| {
+            (prog.require_peer_identity && src.endpoint.is_some())
+                || e.mtls.mode_for(req.destination.port) == crate::model::MtlsMode::Strict
+        })
+    {
         return Decision::pre_policy(Reason::MissingPeerIdentity, Some(Peer::Source), generation);
     }
     let no_side =

@@ -10,8 +10,8 @@ use crate::config::Config;
 use crate::decision::{Action, Decision, Peer, Reason, Side};
 use crate::http_path::{self, PathBuffer};
 use crate::model::{
-    Bundle, CalicoRule, EntityMatch, HttpMatch, IcmpMatch, PathMatch, Policy, PolicyId, PortMatch, RuleAction,
-    RuleMatch, StagedAction, TierDefault, TierId,
+    Bundle, CalicoRule, EntityMatch, HttpMatch, IcmpMatch, MtlsMode, PathMatch, Policy, PolicyId, PortMatch,
+    RuleAction, RuleMatch, StagedAction, TierDefault, TierId,
 };
 use crate::net::canonical_ip;
 use crate::request::{Direction, Request, proto};
@@ -39,11 +39,11 @@ pub fn evaluate(bundle: &Bundle, config: &Config, req: &Request<'_>, generation:
             Some(i) => bundle.endpoints.get(i).is_some_and(|e| {
                 let id = SpiffeId::parse(p);
                 id.is_some_and(|id| {
-                    id.trust_domain == config.trust_domain
+                    config.is_local_trust_domain(id.trust_domain)
                         && id.workload() == Some((e.namespace.as_str(), e.service_account.as_str()))
                 })
             }),
-            None => SpiffeId::parse(p).is_some_and(|id| id.trust_domain != config.trust_domain),
+            None => SpiffeId::parse(p).is_some_and(|id| !config.is_local_trust_domain(id.trust_domain)),
         };
         if !ok {
             return (Decision::pre_policy(Reason::IdentityMismatch, Some(peer), generation), trace);
@@ -51,7 +51,17 @@ pub fn evaluate(bundle: &Bundle, config: &Config, req: &Request<'_>, generation:
     }
     let eval_egress = req.direction != Direction::Ingress && src_ep.is_some();
     let eval_ingress = req.direction != Direction::Egress && dst_ep.is_some();
-    if config.require_peer_identity && req.source.principal.is_none() && src_ep.is_some() && eval_ingress {
+    // 5. Required peer identity: the global switch (known source workloads), or the
+    // destination workload's PeerAuthentication STRICT for the destination port (any source).
+    let strict = || {
+        dst_ep
+            .and_then(|i| bundle.endpoints.get(i))
+            .is_some_and(|e| e.mtls.mode_for(req.destination.port) == MtlsMode::Strict)
+    };
+    if req.source.principal.is_none()
+        && eval_ingress
+        && ((config.require_peer_identity && src_ep.is_some()) || strict())
+    {
         return (Decision::pre_policy(Reason::MissingPeerIdentity, Some(Peer::Source), generation), trace);
     }
 

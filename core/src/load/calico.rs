@@ -509,17 +509,23 @@ pub(crate) fn policy(obj: &Obj, bundle: &Bundle, config: &Config) -> Result<Poli
     global_only(spec.do_not_track.is_some(), "doNotTrack")?;
     global_only(spec.pre_dnat.is_some(), "preDNAT")?;
     global_only(spec.apply_on_forward.is_some(), "applyOnForward")?;
-    for (v, name) in
-        [(spec.do_not_track, "doNotTrack"), (spec.pre_dnat, "preDNAT"), (spec.apply_on_forward, "applyOnForward")]
-    {
-        if v == Some(true) {
-            return Err(LoadError::new(
-                LoadErrorKind::Unsupported,
-                format!("{name}: true is not supported (host-endpoint policy Palisade cannot evaluate)"),
-            )
-            .at_field(format!("spec.{name}")));
-        }
+    // Host-endpoint policy (Calico's validation): never both; applyOnForward with either;
+    // preDNAT has no egress. Such a policy applies to host endpoints only, which Palisade
+    // never evaluates: it is read and validated and kept out of every workload's walk.
+    let (dnt, pre) = (spec.do_not_track == Some(true), spec.pre_dnat == Some(true));
+    if dnt && pre {
+        return Err(invalid("spec.preDNAT", "preDNAT and doNotTrack cannot both be true"));
     }
+    if (dnt || pre) && spec.apply_on_forward != Some(true) {
+        return Err(invalid("spec.applyOnForward", "applyOnForward must be true when doNotTrack or preDNAT is"));
+    }
+    if pre
+        && (spec.egress.as_ref().is_some_and(|e| !e.is_empty())
+            || spec.types.as_ref().is_some_and(|t| t.iter().any(|t| t == "Egress")))
+    {
+        return Err(invalid("spec.preDNAT", "a preDNAT policy can have no egress rules and no Egress type"));
+    }
+    let host_only = dnt || pre;
     for (i, h) in spec.performance_hints.iter().flatten().enumerate() {
         if h != "AssumeNeededOnEveryNode" {
             return Err(invalid(format!("spec.performanceHints[{i}]"), format!("unknown hint {h:?}")));
@@ -582,6 +588,7 @@ pub(crate) fn policy(obj: &Obj, bundle: &Bundle, config: &Config) -> Result<Poli
             egress: None,
             staged,
             origin,
+            host_only: false,
         });
     }
 
@@ -650,11 +657,12 @@ pub(crate) fn policy(obj: &Obj, bundle: &Bundle, config: &Config) -> Result<Poli
         namespace,
         tier,
         order: spec.order,
-        selector: sel,
+        selector: if host_only { Expr::Not(Box::new(Expr::All)) } else { sel },
         ingress: gov_in.then_some(ingress),
         egress: gov_eg.then_some(egress),
         staged,
         origin,
+        host_only,
     })
 }
 
@@ -721,9 +729,65 @@ pub(crate) fn network_sets(objs: &[Obj], namespaces: &NamespaceLabels, errors: &
     out
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawHostEndpointSpec {
+    #[serde(default)]
+    node: Option<String>,
+    #[serde(default)]
+    interface_name: Option<String>,
+    #[serde(default, rename = "expectedIPs")]
+    expected_ips: Option<Vec<String>>,
+    #[serde(default)]
+    profiles: Option<Vec<String>>,
+    #[serde(default)]
+    ports: Option<Vec<RawEndpointPort>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpointPort {
+    name: String,
+    #[serde(default)]
+    protocol: Option<Value>,
+    port: u16,
+}
+
+/// A HostEndpoint: its `expectedIPs` and its own labels form an IP set that rule selectors
+/// match, as a global network set's would (an interface-only host endpoint contributes no
+/// IP). Palisade decides no host traffic, so a host endpoint is never an evaluated side.
+fn host_endpoint(obj: &Obj) -> Result<NetworkSet, LoadError> {
+    let spec: RawHostEndpointSpec = typed(obj.spec(), "spec")?;
+    if spec.node.as_deref().is_none_or(str::is_empty) {
+        return Err(invalid("spec.node", "node is required"));
+    }
+    if spec.interface_name.as_deref().is_none_or(str::is_empty) && spec.expected_ips.as_ref().is_none_or(Vec::is_empty)
+    {
+        return Err(invalid("spec", "a host endpoint needs interfaceName or expectedIPs"));
+    }
+    let mut nets = Vec::new();
+    for (i, t) in spec.expected_ips.iter().flatten().enumerate() {
+        let ip = crate::net::parse_ip(t)
+            .filter(|_| !t.contains('/'))
+            .ok_or_else(|| invalid(format!("spec.expectedIPs[{i}]"), format!("{t:?} is not an IP address")))?;
+        nets.push(ipnet::IpNet::from(ip));
+    }
+    for (i, p) in spec.ports.iter().flatten().enumerate() {
+        if !fields::valid_port_name(&p.name) || p.port == 0 {
+            return Err(invalid(format!("spec.ports[{i}]"), "a host endpoint port needs a name and a port in 1-65535"));
+        }
+        protocol(&p.protocol, &format!("spec.ports[{i}].protocol"))?;
+    }
+    let _ = &spec.profiles;
+    Ok(NetworkSet { namespace: None, name: obj.id.name.clone(), nets, labels: obj.labels.clone() })
+}
+
 fn network_set(obj: &Obj, namespaces: &NamespaceLabels) -> Result<NetworkSet, LoadError> {
     let wrap = |e: LoadError| obj.err(e);
     check_reserved_labels(obj)?;
+    if obj.id.kind == "HostEndpoint" {
+        return host_endpoint(obj).map_err(wrap);
+    }
     let spec: RawNetworkSetSpec = typed(obj.spec(), "spec").map_err(wrap)?;
     let nets = fields::cidrs(&spec.nets, "spec.nets").map_err(wrap)?;
     let namespace = (obj.id.kind == "NetworkSet").then(|| obj.namespace().to_string());

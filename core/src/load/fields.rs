@@ -67,7 +67,7 @@ pub(crate) fn cidrs(list: &Option<Vec<String>>, field: &str) -> Result<Vec<IpNet
     Ok(out)
 }
 
-fn valid_port_name(s: &str) -> bool {
+pub(crate) fn valid_port_name(s: &str) -> bool {
     (1..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 

@@ -178,6 +178,7 @@ pub(crate) fn endpoints(
             labels,
             ports,
             identity,
+            mtls: Default::default(),
         });
     }
     Ok(out)

@@ -204,7 +204,62 @@ fn paths(v: &Strs, field: &str) -> Result<Vec<IstioPath>, LoadError> {
     v.iter().flatten().enumerate().map(|(i, p)| path_pattern(p, &format!("{field}[{i}]"))).collect()
 }
 
-fn source(raw: &RawSource, field: &str, ns: &str) -> Result<IstioSource, LoadError> {
+/// The trust-domain bundle: the local trust domain, then its aliases (Istio's
+/// `trustDomainAliases`).
+pub(crate) struct Domains<'a>(Vec<&'a str>);
+
+impl<'a> Domains<'a> {
+    pub(crate) fn of(config: &'a Config) -> Self {
+        Domains(
+            std::iter::once(config.trust_domain.as_str())
+                .chain(config.trust_domain_aliases.iter().map(String::as_str))
+                .collect(),
+        )
+    }
+
+    /// A principal value `<td>/ns/<ns>/sa/<sa>` whose trust domain is in the bundle (or is
+    /// the literal `cluster.local`, which Istio always reads as the local domain) stands for
+    /// the same identity in every domain of the bundle; other values stay as written
+    /// (prefix and suffix patterns, `*`, other domains).
+    fn principals(&self, v: &Strs) -> Vec<StrMatch> {
+        let mut out = Vec::new();
+        for p in v.iter().flatten() {
+            let parts: Vec<&str> = p.split('/').collect();
+            match parts.as_slice() {
+                [td, "ns", ns, "sa", sa] if !p.contains('*') && (self.0.contains(td) || *td == "cluster.local") => {
+                    for d in &self.0 {
+                        let m = StrMatch::parse(&format!("{d}/ns/{ns}/sa/{sa}"));
+                        if !out.contains(&m) {
+                            out.push(m);
+                        }
+                    }
+                }
+                _ => out.push(StrMatch::parse(p)),
+            }
+        }
+        out
+    }
+
+    /// A trust-domain value in the bundle stands for every domain of the bundle.
+    fn trust_domains(&self, v: &Strs) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for t in v.iter().flatten() {
+            let expanded: Vec<String> = if self.0.contains(&t.as_str()) {
+                self.0.iter().map(|d| d.to_string()).collect()
+            } else {
+                vec![t.clone()]
+            };
+            for d in expanded {
+                if !out.contains(&d) {
+                    out.push(d);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn source(raw: &RawSource, field: &str, ns: &str, domains: &Domains<'_>) -> Result<IstioSource, LoadError> {
     let has = |v: &Strs| v.as_ref().is_some_and(|v| !v.is_empty());
     if (has(&raw.service_accounts) || has(&raw.not_service_accounts))
         && (has(&raw.principals) || has(&raw.not_principals) || has(&raw.namespaces) || has(&raw.not_namespaces))
@@ -212,8 +267,8 @@ fn source(raw: &RawSource, field: &str, ns: &str) -> Result<IstioSource, LoadErr
         return Err(invalid(field, "serviceAccounts cannot be combined with principals or namespaces"));
     }
     Ok(IstioSource {
-        principals: strs(&raw.principals),
-        not_principals: strs(&raw.not_principals),
+        principals: domains.principals(&raw.principals),
+        not_principals: domains.principals(&raw.not_principals),
         request_principals: strs(&raw.request_principals),
         not_request_principals: strs(&raw.not_request_principals),
         namespaces: raw.namespaces.clone().unwrap_or_default(),
@@ -224,8 +279,8 @@ fn source(raw: &RawSource, field: &str, ns: &str) -> Result<IstioSource, LoadErr
         not_ip_blocks: nets(&raw.not_ip_blocks, &format!("{field}.notIpBlocks"))?,
         remote_ip_blocks: nets(&raw.remote_ip_blocks, &format!("{field}.remoteIpBlocks"))?,
         not_remote_ip_blocks: nets(&raw.not_remote_ip_blocks, &format!("{field}.notRemoteIpBlocks"))?,
-        trust_domains: raw.trust_domains.clone().unwrap_or_default(),
-        not_trust_domains: raw.not_trust_domains.clone().unwrap_or_default(),
+        trust_domains: domains.trust_domains(&raw.trust_domains),
+        not_trust_domains: domains.trust_domains(&raw.not_trust_domains),
     })
 }
 
@@ -304,22 +359,23 @@ fn when_key(key: &str, field: &str) -> Result<WhenKey, LoadError> {
     })
 }
 
-fn cond_values(key: &WhenKey, v: &Strs, field: &str, ns: &str) -> Result<CondValues, LoadError> {
+fn cond_values(key: &WhenKey, v: &Strs, field: &str, ns: &str, domains: &Domains<'_>) -> Result<CondValues, LoadError> {
     Ok(match key {
         WhenKey::SourceIp | WhenKey::RemoteIp | WhenKey::DestinationIp => CondValues::Nets(nets(v, field)?),
         WhenKey::DestinationPort => CondValues::Ports(ports(v, field)?),
         WhenKey::SourceNamespace => CondValues::Namespaces(v.clone().unwrap_or_default()),
         WhenKey::SourceServiceAccount => CondValues::ServiceAccounts(service_accounts(v, field, ns)?),
-        WhenKey::SourceTrustDomain => CondValues::TrustDomains(v.clone().unwrap_or_default()),
+        WhenKey::SourceTrustDomain => CondValues::TrustDomains(domains.trust_domains(v)),
+        WhenKey::SourcePrincipal => CondValues::Str(domains.principals(v)),
         _ => CondValues::Str(strs(v)),
     })
 }
 
-fn rule(raw: &RawRule, field: &str, ns: &str) -> Result<IstioRule, LoadError> {
+fn rule(raw: &RawRule, field: &str, ns: &str, domains: &Domains<'_>) -> Result<IstioRule, LoadError> {
     let mut out = IstioRule::default();
     for (i, f) in raw.from.iter().flatten().enumerate() {
         let src = f.source.as_ref().ok_or_else(|| invalid(format!("{field}.from[{i}]"), "`source` is required"))?;
-        out.from.push(source(src, &format!("{field}.from[{i}].source"), ns)?);
+        out.from.push(source(src, &format!("{field}.from[{i}].source"), ns, domains)?);
     }
     for (i, t) in raw.to.iter().flatten().enumerate() {
         let op = t.operation.as_ref().ok_or_else(|| invalid(format!("{field}.to[{i}]"), "`operation` is required"))?;
@@ -331,14 +387,31 @@ fn rule(raw: &RawRule, field: &str, ns: &str) -> Result<IstioRule, LoadError> {
         if c.values.as_ref().is_none_or(Vec::is_empty) && c.not_values.as_ref().is_none_or(Vec::is_empty) {
             return Err(invalid(&f, "a condition needs values or notValues"));
         }
-        let values = cond_values(&key, &c.values, &format!("{f}.values"), ns)?;
-        let not_values = cond_values(&key, &c.not_values, &format!("{f}.notValues"), ns)?;
+        let values = cond_values(&key, &c.values, &format!("{f}.values"), ns, domains)?;
+        let not_values = cond_values(&key, &c.not_values, &format!("{f}.notValues"), ns, domains)?;
         out.when.push(IstioCondition { key, values, not_values });
     }
     Ok(out)
 }
 
+/// The `istio.io/dry-run` annotation, read as Go's `strconv.ParseBool` reads it (as Istio does).
+pub(crate) fn dry_run(obj: &Obj) -> Result<bool, LoadError> {
+    let field = "metadata.annotations.istio.io/dry-run";
+    let v = obj.doc.value.get("metadata").and_then(|m| m.get("annotations")).and_then(|a| a.get("istio.io/dry-run"));
+    match v {
+        None => Ok(false),
+        Some(serde_json::Value::String(s)) => match s.as_str() {
+            "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+            "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+            other => Err(invalid(field, format!("{other:?} is not a boolean (\"true\" or \"false\")"))),
+        },
+        Some(other) => Err(invalid(field, format!("{other} is not a string (annotations are strings)"))),
+    }
+}
+
 /// Converts an AuthorizationPolicy into a policy of the `istio-deny` or `istio-allow` tier.
+/// A dry-run policy (`istio.io/dry-run: "true"`) is staged: it never decides and does not
+/// count as an ALLOW policy selecting the workload; it shows in the staged verdict.
 pub(crate) fn policy(obj: &Obj, bundle: &Bundle, config: &Config) -> Result<Policy, LoadError> {
     check_name(&obj.id.name)?;
     let spec: RawSpec = typed(obj.spec(), "spec")?;
@@ -359,6 +432,13 @@ pub(crate) fn policy(obj: &Obj, bundle: &Bundle, config: &Config) -> Result<Poli
     if spec.provider.is_some() {
         return Err(invalid("spec.provider", "provider is only for CUSTOM policies"));
     }
+    let dry = dry_run(obj)?;
+    if dry && action == RuleAction::Log {
+        return Err(invalid(
+            "metadata.annotations.istio.io/dry-run",
+            "dry-run is only for ALLOW and DENY policies (as Istio validates it)",
+        ));
+    }
     let targeted = spec.target_ref.is_some() || spec.target_refs.as_ref().is_some_and(|t| !t.is_empty());
     if targeted && spec.selector.is_some() {
         return Err(invalid("spec", "at most one of selector, targetRef and targetRefs"));
@@ -369,8 +449,10 @@ pub(crate) fn policy(obj: &Obj, bundle: &Bundle, config: &Config) -> Result<Poli
             .at_field("spec.rules"));
     }
     let mut rules = Vec::with_capacity(raw_rules.len());
+    let domains = Domains::of(config);
     for (i, r) in raw_rules.iter().enumerate() {
-        rules.push(Rule { action, matcher: RuleMatch::Istio(Box::new(rule(r, &format!("spec.rules[{i}]"), &ns)?)) });
+        let matcher = RuleMatch::Istio(Box::new(rule(r, &format!("spec.rules[{i}]"), &ns, &domains)?));
+        rules.push(Rule { action, matcher });
     }
     // Selection: the policy's namespace (every namespace for the root namespace), then
     // matchLabels. A policy with targetRef(s) is for gateways and waypoints: no sidecar.
@@ -403,7 +485,8 @@ pub(crate) fn policy(obj: &Obj, bundle: &Bundle, config: &Config) -> Result<Poli
         selector,
         ingress: Some(rules),
         egress: None,
-        staged: None,
+        staged: dry.then_some(crate::model::StagedAction::Set),
         origin: format!("{}#{}", obj.doc.file, obj.doc.index),
+        host_only: false,
     })
 }

@@ -10,7 +10,9 @@ use serde_json::Value;
 use super::fields::{NAMESPACE_LABEL, check_name, invalid, typed};
 use super::object::Obj;
 use crate::error::{LoadError, LoadErrorKind};
-use crate::model::{Bundle, CalicoRule, EntityMatch, Policy, PolicyKind, PortMatch, Rule, RuleAction, RuleMatch};
+use crate::model::{
+    Bundle, CalicoRule, EntityMatch, Policy, PolicyKind, PortMatch, Rule, RuleAction, RuleMatch, StagedAction,
+};
 use crate::request::proto;
 use crate::selector::Expr;
 
@@ -284,9 +286,45 @@ fn rules(raw: &[RawRule], dir: &str, egress: bool, ns: &str) -> Result<Vec<Rule>
 }
 
 /// Converts a Kubernetes NetworkPolicy.
+/// Converts a Kubernetes NetworkPolicy, or a Calico `StagedKubernetesNetworkPolicy` (the
+/// same spec plus `stagedAction`; kind `sknp`).
 pub(crate) fn policy(obj: &Obj, bundle: &Bundle) -> Result<Policy, LoadError> {
     check_name(&obj.id.name)?;
-    let spec: RawSpec = typed(obj.spec(), "spec")?;
+    let staged_kind = obj.id.kind == "StagedKubernetesNetworkPolicy";
+    let mut raw = obj.spec().clone();
+    let mut staged = None;
+    if staged_kind {
+        let action = match &mut raw {
+            serde_json::Value::Object(m) => m.remove("stagedAction"),
+            _ => None,
+        };
+        staged = Some(match action.as_ref().map(|a| a.as_str()) {
+            None | Some(Some("Set")) => StagedAction::Set,
+            Some(Some("Delete")) => StagedAction::Delete,
+            Some(other) => {
+                return Err(invalid("spec.stagedAction", format!("{other:?} is not Set or Delete")));
+            }
+        });
+        if staged == Some(StagedAction::Delete) {
+            if raw.as_object().is_some_and(|m| !m.is_empty()) {
+                return Err(invalid("spec", "stagedAction: Delete must have an otherwise empty spec"));
+            }
+            return Ok(Policy {
+                kind: PolicyKind::StagedKubernetesNetworkPolicy,
+                name: obj.id.name.clone(),
+                namespace: Some(obj.namespace().to_string()),
+                tier: bundle.tier_id(super::calico::DEFAULT_TIER).unwrap_or(0),
+                order: Some(K8S_POLICY_ORDER),
+                selector: Expr::Not(Box::new(Expr::All)),
+                ingress: None,
+                egress: None,
+                staged,
+                origin: format!("{}#{}", obj.doc.file, obj.doc.index),
+                host_only: false,
+            });
+        }
+    }
+    let spec: RawSpec = typed(&raw, "spec")?;
     let ns = obj.namespace().to_string();
     let mut sel = vec![Expr::Eq(NAMESPACE_LABEL.into(), ns.clone()), orchestrator()];
     if let Some(ps) = &spec.pod_selector {
@@ -319,7 +357,7 @@ pub(crate) fn policy(obj: &Obj, bundle: &Bundle) -> Result<Policy, LoadError> {
     let egress = rules(spec.egress.as_deref().unwrap_or_default(), "egress", true, &ns)?;
     let tier = bundle.tier_id(super::calico::DEFAULT_TIER).unwrap_or(0);
     Ok(Policy {
-        kind: PolicyKind::KubernetesNetworkPolicy,
+        kind: if staged_kind { PolicyKind::StagedKubernetesNetworkPolicy } else { PolicyKind::KubernetesNetworkPolicy },
         name: obj.id.name.clone(),
         namespace: Some(ns),
         tier,
@@ -327,7 +365,8 @@ pub(crate) fn policy(obj: &Obj, bundle: &Bundle) -> Result<Policy, LoadError> {
         selector: Expr::And(sel),
         ingress: gov_in.then_some(ingress),
         egress: gov_eg.then_some(egress),
-        staged: None,
+        staged,
         origin: format!("{}#{}", obj.doc.file, obj.doc.index),
+        host_only: false,
     })
 }

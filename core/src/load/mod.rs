@@ -13,6 +13,7 @@ mod calico;
 mod fields;
 mod inventory;
 mod istio;
+mod istio_authn;
 mod k8s;
 mod object;
 
@@ -313,6 +314,7 @@ pub fn load(sources: &[Source<'_>], config: &Config) -> Result<Bundle, LoadError
     for obj in &objects.policies {
         let p = match obj.id.group.as_str() {
             "networking.k8s.io" => k8s::policy(obj, &bundle),
+            _ if obj.id.kind == "StagedKubernetesNetworkPolicy" => k8s::policy(obj, &bundle),
             "security.istio.io" => istio::policy(obj, &bundle, config),
             _ => calico::policy(obj, &bundle, config),
         };
@@ -325,6 +327,17 @@ pub fn load(sources: &[Source<'_>], config: &Config) -> Result<Bundle, LoadError
     bundle.endpoints = errors
         .keep(inventory::endpoints(&objects.pods, &bundle.namespaces, &service_accounts, config))
         .unwrap_or_default();
+    let peer_auth: Vec<_> = objects
+        .peer_authentications
+        .iter()
+        .filter_map(|o| errors.keep(istio_authn::peer_authentication(o).map_err(|e| o.err(e))))
+        .collect();
+    istio_authn::resolve(&mut bundle.endpoints, &peer_auth, &config.istio_root_namespace);
+    bundle.peer_authentications = objects.peer_authentications.len();
+    for o in &objects.request_authentications {
+        errors.keep(istio_authn::request_authentication(o).map_err(|e| o.err(e)));
+    }
+    bundle.request_authentications = objects.request_authentications.len();
     let sets = calico::network_sets(&objects.network_sets, &bundle.namespaces, &mut errors);
     bundle.network_sets = sets;
     errors.finish(bundle)

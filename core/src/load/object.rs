@@ -73,6 +73,8 @@ pub(crate) struct Objects {
     pub pods: Vec<Obj>,
     pub namespaces: Vec<Obj>,
     pub service_accounts: Vec<Obj>,
+    pub peer_authentications: Vec<Obj>,
+    pub request_authentications: Vec<Obj>,
     /// Skipped documents by `(apiVersion, kind)`.
     pub skipped: BTreeMap<(String, String), usize>,
     pub total: usize,
@@ -84,7 +86,11 @@ impl Objects {
     }
 
     pub fn inventory_objects(&self) -> usize {
-        self.pods.len() + self.namespaces.len() + self.service_accounts.len()
+        self.pods.len()
+            + self.namespaces.len()
+            + self.service_accounts.len()
+            + self.peer_authentications.len()
+            + self.request_authentications.len()
     }
 
     fn all(&self) -> impl Iterator<Item = &Obj> {
@@ -95,6 +101,8 @@ impl Objects {
             .chain(&self.pods)
             .chain(&self.namespaces)
             .chain(&self.service_accounts)
+            .chain(&self.peer_authentications)
+            .chain(&self.request_authentications)
     }
 }
 
@@ -105,6 +113,8 @@ enum Role {
     Pod,
     Namespace,
     ServiceAccount,
+    PeerAuthentication,
+    RequestAuthentication,
     Skip,
 }
 
@@ -120,6 +130,8 @@ const POLICY_GROUPS: &[&str] = &[
 
 const CALICO_READ: &[&str] = &[
     "Tier",
+    "StagedKubernetesNetworkPolicy",
+    "HostEndpoint",
     "GlobalNetworkPolicy",
     "NetworkPolicy",
     "StagedGlobalNetworkPolicy",
@@ -128,7 +140,7 @@ const CALICO_READ: &[&str] = &[
     "NetworkSet",
 ];
 /// Calico kinds that carry access rules Palisade cannot evaluate yet: an error.
-const CALICO_REJECT: &[&str] = &["HostEndpoint", "Profile", "StagedKubernetesNetworkPolicy", "WorkloadEndpoint"];
+const CALICO_REJECT: &[&str] = &["Profile", "WorkloadEndpoint"];
 /// Calico kinds that carry no access rule (networking, IPAM, BGP, component configuration).
 const CALICO_NO_ACCESS: &[&str] = &[
     "IPPool",
@@ -176,7 +188,7 @@ const CORE_READ: &[&str] = &["Pod", "Namespace", "ServiceAccount"];
 fn namespaced(group: &str, kind: &str) -> bool {
     matches!(
         (group, kind),
-        ("projectcalico.org", "NetworkPolicy" | "StagedNetworkPolicy" | "NetworkSet")
+        ("projectcalico.org", "NetworkPolicy" | "StagedNetworkPolicy" | "StagedKubernetesNetworkPolicy" | "NetworkSet")
             | ("", "Pod" | "ServiceAccount")
             | ("networking.k8s.io", "NetworkPolicy")
             | ("security.istio.io", _)
@@ -266,7 +278,7 @@ fn role(api_version: &str, kind: &str) -> Result<Role, LoadError> {
             }
             Ok(match kind {
                 "Tier" => Role::Tier,
-                "GlobalNetworkSet" | "NetworkSet" => Role::NetworkSet,
+                "GlobalNetworkSet" | "NetworkSet" | "HostEndpoint" => Role::NetworkSet,
                 _ => Role::Policy,
             })
         }
@@ -284,11 +296,13 @@ fn role(api_version: &str, kind: &str) -> Result<Role, LoadError> {
         "policy.networking.k8s.io" => Err(unsupported(format!(
             "{kind} ({api_version}) is not supported: admin network policies would change access"
         ))),
-        "security.istio.io" => match kind {
-            "AuthorizationPolicy" if version == "v1" || version == "v1beta1" => Ok(Role::Policy),
+        "security.istio.io" => match (kind, version) {
+            ("AuthorizationPolicy", "v1" | "v1beta1") => Ok(Role::Policy),
+            ("PeerAuthentication", "v1" | "v1beta1") => Ok(Role::PeerAuthentication),
+            ("RequestAuthentication", "v1" | "v1beta1") => Ok(Role::RequestAuthentication),
             _ => Err(unsupported(format!(
-                "{kind} ({api_version}) is not supported: only AuthorizationPolicy (v1, v1beta1) is read, and ignoring \
-                 this kind could change access"
+                "{kind} ({api_version}) is not supported: AuthorizationPolicy, PeerAuthentication and \
+                 RequestAuthentication (v1, v1beta1) are read, and ignoring this kind could change access"
             ))),
         },
         "" => Ok(match (version, kind) {
@@ -377,6 +391,8 @@ fn classify_one(doc: Doc, out: &mut Objects) -> Result<(), LoadError> {
         Role::Pod => out.pods.push(obj),
         Role::Namespace => out.namespaces.push(obj),
         Role::ServiceAccount => out.service_accounts.push(obj),
+        Role::PeerAuthentication => out.peer_authentications.push(obj),
+        Role::RequestAuthentication => out.request_authentications.push(obj),
         Role::Skip => {}
     }
     Ok(())

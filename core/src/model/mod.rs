@@ -10,7 +10,7 @@ mod policy;
 
 use std::collections::BTreeMap;
 
-pub use endpoint::{Endpoint, NamedPort, NetworkSet};
+pub use endpoint::{Endpoint, MtlsMode, NamedPort, NetworkSet, PeerMtls};
 pub use istio::{
     CondValues, IstioCondition, IstioOperation, IstioRule, IstioSource, PathPattern as IstioPath, StrMatch,
     TemplateSegment, WhenKey,
@@ -41,6 +41,10 @@ pub struct Bundle {
     pub skipped_kinds: BTreeMap<(String, String), usize>,
     /// Objects read.
     pub objects: usize,
+    /// Istio `PeerAuthentication`s read (resolved into each endpoint's [`PeerMtls`]).
+    pub peer_authentications: usize,
+    /// Istio `RequestAuthentication`s read and validated (they never change a decision).
+    pub request_authentications: usize,
 }
 
 impl Bundle {

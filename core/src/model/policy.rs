@@ -42,6 +42,8 @@ pub enum PolicyKind {
     StagedGlobalNetworkPolicy,
     /// Calico `StagedNetworkPolicy`.
     StagedNetworkPolicy,
+    /// Calico `StagedKubernetesNetworkPolicy`.
+    StagedKubernetesNetworkPolicy,
     /// Istio `AuthorizationPolicy`.
     AuthorizationPolicy,
 }
@@ -55,6 +57,7 @@ impl PolicyKind {
             PolicyKind::KubernetesNetworkPolicy => "knp",
             PolicyKind::StagedGlobalNetworkPolicy => "sgnp",
             PolicyKind::StagedNetworkPolicy => "snp",
+            PolicyKind::StagedKubernetesNetworkPolicy => "sknp",
             PolicyKind::AuthorizationPolicy => "iap",
         }
     }
@@ -67,13 +70,19 @@ impl PolicyKind {
             PolicyKind::KubernetesNetworkPolicy => "KubernetesNetworkPolicy",
             PolicyKind::StagedGlobalNetworkPolicy => "StagedGlobalNetworkPolicy",
             PolicyKind::StagedNetworkPolicy => "StagedNetworkPolicy",
+            PolicyKind::StagedKubernetesNetworkPolicy => "StagedKubernetesNetworkPolicy",
             PolicyKind::AuthorizationPolicy => "AuthorizationPolicy",
         }
     }
 
     /// Whether this kind is a staged (never enforced) kind.
     pub fn is_staged(self) -> bool {
-        matches!(self, PolicyKind::StagedGlobalNetworkPolicy | PolicyKind::StagedNetworkPolicy)
+        matches!(
+            self,
+            PolicyKind::StagedGlobalNetworkPolicy
+                | PolicyKind::StagedNetworkPolicy
+                | PolicyKind::StagedKubernetesNetworkPolicy
+        )
     }
 
     /// The enforced kind a staged kind stands for.
@@ -81,6 +90,7 @@ impl PolicyKind {
         match self {
             PolicyKind::StagedGlobalNetworkPolicy => PolicyKind::GlobalNetworkPolicy,
             PolicyKind::StagedNetworkPolicy => PolicyKind::NetworkPolicy,
+            PolicyKind::StagedKubernetesNetworkPolicy => PolicyKind::KubernetesNetworkPolicy,
             k => k,
         }
     }
@@ -118,6 +128,9 @@ pub struct Policy {
     pub staged: Option<StagedAction>,
     /// Where it was declared (`file#document`), for lint messages.
     pub origin: String,
+    /// A host-endpoint policy (`doNotTrack` or `preDNAT`): read and validated, never in a
+    /// workload's walk (its selector selects nothing).
+    pub host_only: bool,
 }
 
 impl Policy {
