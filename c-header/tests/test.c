@@ -165,6 +165,26 @@ int main(void) {
     const char *policy = palisade_decision_policy(snap, &d, &len);
     CHECK(name_is(policy, len, "np:shop/cart-api"), "policy name");
 
+    /* One header name twice (any case) is a duplicate key: a deny with an error status. */
+    palisade_header twice[2] = {{str("x-evil"), str("1")}, {str("X-Evil"), str("2")}};
+    req.headers = twice;
+    req.header_count = 2;
+    CHECK(palisade_decide(snap, &req, &d) == PALISADE_STATUS_INVALID_ARGUMENT && d.action == PALISADE_ACTION_DENY &&
+              d.reason == PALISADE_REASON_INVALID_REQUEST,
+          "duplicate header");
+    req.headers = headers;
+    req.header_count = 1;
+    /* So is a claim given twice, at any depth. */
+    req.claims_json = str("{\"org\": {\"role\": \"user\", \"role\": \"admin\"}}");
+    CHECK(palisade_decide(snap, &req, &d) == PALISADE_STATUS_INVALID_ARGUMENT && d.action == PALISADE_ACTION_DENY,
+          "duplicate claim");
+    req.claims_json = str(NULL);
+    /* An encoded separator in the path: decided, invalid_request. */
+    req.path = str("/api%2F..%2Fcart/42");
+    CHECK(palisade_decide(snap, &req, &d) == PALISADE_STATUS_OK && d.reason == PALISADE_REASON_INVALID_REQUEST,
+          "encoded slash");
+    req.path = str("/api/cart/42");
+
     /* Without HTTP attributes: allowed with l7_pending. */
     req.has_http = false;
     CHECK(palisade_decide(snap, &req, &d) == PALISADE_STATUS_OK && d.l7_pending, "l7_pending");

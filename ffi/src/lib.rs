@@ -622,6 +622,12 @@ fn build<R>(
         (t @ 0..=255, c @ 0..=255) => Some(Icmp { icmp_type: t as u8, code: Some(c as u8) }),
         _ => return Err(palisade_status::InvalidArgument),
     };
+    // One header name given twice (names compare case-insensitively) is a duplicate key, as
+    // in the JSON form (SPEC 9.1): which value would a policy read? Allocation-free.
+    if headers.iter().enumerate().any(|(i, (a, _))| headers.iter().skip(i + 1).any(|(b, _)| a.eq_ignore_ascii_case(b)))
+    {
+        return Err(palisade_status::InvalidArgument);
+    }
     let claims_text = s(req.claims_json)?;
     let claims: Option<serde_json::Value> = match claims_text {
         None => None,
