@@ -183,7 +183,7 @@ impl Subject {
     fn applies(&self, user: &User, binding_namespace: &str) -> bool {
         match self.kind.as_str() {
             "User" => user.name == self.name,
-            "Group" => user.groups.iter().any(|g| *g == self.name),
+            "Group" => user.groups.contains(&self.name),
             "ServiceAccount" => {
                 let ns = match self.namespace.as_deref() {
                     Some(ns) if !ns.is_empty() => ns,

@@ -1,5 +1,7 @@
 //! Kubernetes RBAC semantics: `*`, resourceNames, namespaces, subjects, aggregation.
 
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 mod common;
 
 use palisade_ownership::rbac::{Attributes, Rbac, User, split_service_account};
