@@ -78,6 +78,7 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod explain;
+pub mod flowlog;
 pub mod http_path;
 pub mod lint;
 pub mod load;

@@ -90,6 +90,12 @@ impl Snapshot {
         (d, trace)
     }
 
+    /// Decides with the compiled program and records the tier walk into `rec`; allocation-free
+    /// when the recorder is (as [`crate::flowlog::FixedTrace`] is).
+    pub fn decide_recorded<R: crate::eval::Recorder>(&self, req: &Request<'_>, rec: &mut R) -> Decision {
+        crate::compiled::decide(&self.program, req, self.generation, rec)
+    }
+
     /// Decides with the reference evaluator and records its tier walk.
     pub fn decide_reference_traced(&self, req: &Request<'_>) -> (Decision, Trace) {
         reference::evaluate(&self.bundle, &self.config, req, self.generation)
