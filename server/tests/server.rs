@@ -666,36 +666,43 @@ async fn thousands_of_concurrent_streams_all_answered() {
 
 #[tokio::test]
 async fn graceful_shutdown_finishes_checks_in_flight() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let r = palisade_server::start(opts(shop())).await.unwrap();
     let addr = r.grpc_addrs[0];
     let c = client(&r).await;
-    let mut inflight = Vec::new();
-    for _ in 0..200 {
+    let answered = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..16 {
         let mut c = c.clone();
-        inflight.push(tokio::spawn(async move {
-            c.check(network_check(
-                peer("10.3.0.4", 40000, "spiffe://cluster.local/ns/monitoring/sa/prometheus"),
-                peer("10.2.0.7", 9090, PAYMENTS),
-            ))
-            .await
-            .map(|r| code(r.get_ref()))
+        let answered = answered.clone();
+        workers.push(tokio::spawn(async move {
+            let prom = "spiffe://cluster.local/ns/monitoring/sa/prometheus";
+            loop {
+                let req = network_check(peer("10.3.0.4", 40000, prom), peer("10.2.0.7", 9090, PAYMENTS));
+                match c.check(req).await {
+                    Ok(resp) => {
+                        assert_eq!(code(resp.get_ref()), 0);
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // After the shutdown a check is refused, never half-answered: by the
+                    // server's GOAWAY (its stream is past the last one the server took), or
+                    // UNAVAILABLE once the connection is gone.
+                    Err(e) => return e,
+                }
+            }
         }));
     }
-    tokio::task::yield_now().await;
-    r.shutdown(LIMIT).await.unwrap();
-    let mut ok = 0;
-    for t in inflight {
-        // A check is either answered or was never accepted: refused by the server's GOAWAY
-        // (its stream id is past the last one the server took) or UNAVAILABLE.
-        match tokio::time::timeout(LIMIT, t).await.unwrap().unwrap() {
-            Ok(0) => ok += 1,
-            Ok(other) => panic!("answered {other}"),
-            Err(e) => {
-                let refused = e.code() == tonic::Code::Unavailable || format!("{e:?}").contains("GoAway");
-                assert!(refused, "{e:?}");
-            }
-        }
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while answered.load(Ordering::Relaxed) < 500 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert!(ok > 0);
+    r.shutdown(LIMIT).await.unwrap();
+    for w in workers {
+        let e = tokio::time::timeout(LIMIT, w).await.unwrap().unwrap();
+        let refused = e.code() == tonic::Code::Unavailable || format!("{e:?}").contains("GoAway");
+        assert!(refused, "{e:?}");
+    }
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed");
 }
