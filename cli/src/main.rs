@@ -6,11 +6,17 @@ use std::process::ExitCode;
 use palisade::explain::decision_json;
 use palisade::{Config, Decision, Engine, OwnedRequest, Reason};
 
+mod flows;
+
 const USAGE: &str = "\
 usage:
   palisade decide  --bundle PATH... (--request FILE|- | --requests FILE.jsonl) [--config FILE]
   palisade explain --bundle PATH... (--request FILE|- | --requests FILE.jsonl) [--config FILE]
   palisade lint    --bundle PATH... [--config FILE]
+  palisade replay  --flow-log FILE... --bundle NEW... [--baseline OLD...] [--format table|json|markdown]
+
+decide also takes --flow-log FILE|- [--aggregation 0-3]: Calico flow-log records of the
+decisions (docs/flow-logs.md).
 
 PATH is a file or a directory (its *.yaml, *.yml and *.json files, recursively).
 Exit status: 0 when decisions were printed, 1 when the bundle or config cannot be loaded,
@@ -22,6 +28,8 @@ struct Args {
     request: Option<String>,
     requests: Option<String>,
     config: Option<String>,
+    flow_log: Option<String>,
+    aggregation: Option<u8>,
 }
 
 fn parse_args(argv: &[String]) -> Result<Args, String> {
@@ -30,7 +38,15 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
     if !matches!(command.as_str(), "decide" | "explain" | "lint") {
         return Err(format!("unknown command {command:?}"));
     }
-    let mut a = Args { command, bundles: Vec::new(), request: None, requests: None, config: None };
+    let mut a = Args {
+        command,
+        bundles: Vec::new(),
+        request: None,
+        requests: None,
+        config: None,
+        flow_log: None,
+        aggregation: None,
+    };
     while let Some(flag) = it.next() {
         match flag.as_str() {
             "--bundle" => {
@@ -49,12 +65,20 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
             "--request" => a.request = Some(it.next().ok_or("--request needs a file or -")?.clone()),
             "--requests" => a.requests = Some(it.next().ok_or("--requests needs a file")?.clone()),
             "--config" => a.config = Some(it.next().ok_or("--config needs a file")?.clone()),
+            "--flow-log" => a.flow_log = Some(it.next().ok_or("--flow-log needs a file or -")?.clone()),
+            "--aggregation" => {
+                let v = it.next().ok_or("--aggregation needs 0, 1, 2 or 3")?;
+                a.aggregation = Some(v.parse().map_err(|_| format!("--aggregation {v}: give 0, 1, 2 or 3"))?);
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     if a.bundles.is_empty() {
         return Err("--bundle is required".into());
+    }
+    if a.command != "decide" && (a.flow_log.is_some() || a.aggregation.is_some()) {
+        return Err("--flow-log and --aggregation are for decide".into());
     }
     if a.command == "lint" {
         if a.request.is_some() || a.requests.is_some() {
@@ -114,11 +138,15 @@ fn answer(
     at: &str,
     explain: bool,
     out: &mut impl Write,
+    flow: &mut Option<flows::Recorder>,
 ) -> std::io::Result<()> {
     let snapshot = engine.snapshot();
     let parsed = input.and_then(|text| OwnedRequest::from_json(text).map_err(|e| request_error(&e)));
     let (json, readable) = match &parsed {
         Ok(req) => {
+            if let Some(f) = flow.as_mut() {
+                f.record(engine, req);
+            }
             let e = engine.explain(&req.as_request());
             if e.decision.reason == Reason::InvalidRequest {
                 eprintln!("palisade: {at}: invalid request: {}", e.decision.detail.unwrap_or("refused by validation"));
@@ -168,10 +196,14 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         }
         cmd => {
             let explain = cmd == "explain";
+            let mut flow = match &args.flow_log {
+                Some(p) => Some(flows::Recorder::new(p, args.aggregation)?),
+                None => None,
+            };
             if let Some(path) = &args.request {
                 let bytes = read_input(path).map_err(|e| format!("{path}: {e}"))?;
                 let at = if path == "-" { "<stdin>" } else { path };
-                answer(&engine, utf8(&bytes), at, explain, &mut out).map_err(io)?;
+                answer(&engine, utf8(&bytes), at, explain, &mut out, &mut flow).map_err(io)?;
             } else if let Some(path) = &args.requests {
                 let mut reader: Box<dyn BufRead> = if path == "-" {
                     Box::new(std::io::BufReader::new(std::io::stdin()))
@@ -192,8 +224,13 @@ fn run(args: &Args) -> Result<ExitCode, String> {
                     if text.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                    answer(&engine, utf8(text), &format!("{name}:{number}"), explain, &mut out).map_err(io)?;
+                    answer(&engine, utf8(text), &format!("{name}:{number}"), explain, &mut out, &mut flow)
+                        .map_err(io)?;
                 }
+            }
+            if let Some(f) = flow {
+                out.flush().map_err(io)?;
+                f.finish()?;
             }
         }
     }
@@ -203,6 +240,9 @@ fn run(args: &Args) -> Result<ExitCode, String> {
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("replay") {
+        return flows::replay_main(argv.get(1..).unwrap_or_default());
+    }
     let args = match parse_args(&argv) {
         Ok(a) => a,
         Err(msg) => {

@@ -466,8 +466,17 @@ struct EndMeta {
     labels: Option<Labels>,
 }
 
+/// `key=value` of an endpoint's labels, without the `pcns.` / `pcsa.` labels that Calico
+/// derives for selectors only (namespace and service-account labels), which its flow logs
+/// do not carry.
 fn flatten(labels: &BTreeMap<String, String>) -> Labels {
-    Labels { labels: labels.iter().map(|(k, v)| format!("{k}={v}")).collect() }
+    Labels {
+        labels: labels
+            .iter()
+            .filter(|(k, _)| !k.starts_with("pcns.") && !k.starts_with("pcsa."))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect(),
+    }
 }
 
 /// Whether Calico would call an address private (`pvt`) rather than public (`pub`):
