@@ -99,6 +99,22 @@ pub fn lint(bundle: &Bundle) -> Vec<Warning> {
                     });
                     continue;
                 }
+                if let RuleMatch::Calico(c) = &r.matcher {
+                    for (end, e) in [("source", &c.source), ("destination", &c.destination)] {
+                        if let Some(s) = e.services.as_ref().filter(|s| s.service.starts_with('/')) {
+                            out.push(Warning {
+                                origin: p.origin.clone(),
+                                object: object.clone(),
+                                field: Some(format!("spec.{}[{i}].{end}.services", side.as_str())),
+                                message: format!(
+                                    "services {{name: {}}} has no namespace: Calico's API says it means the policy's \
+                                     namespace, but Felix matches nothing (and so does Palisade); write the namespace",
+                                    &s.service[1..]
+                                ),
+                            });
+                        }
+                    }
+                }
                 let everything = match &r.matcher {
                     RuleMatch::Calico(c) => matches_everything(c),
                     RuleMatch::Istio(i) => i.from.is_empty() && i.to.is_empty() && i.when.is_empty(),
@@ -110,6 +126,19 @@ pub fn lint(bundle: &Bundle) -> Vec<Warning> {
         }
     }
     out
+}
+
+/// Whether Istio would treat some port of `e` as HTTP: a named container port `http*` or
+/// `grpc*`, or a port of a Service selecting the workload whose name or `appProtocol` says
+/// HTTP, HTTP/2 or gRPC (Istio's protocol selection).
+fn endpoint_speaks_http(bundle: &Bundle, e: &crate::model::Endpoint) -> bool {
+    e.ports.iter().any(|np| np.name.starts_with("http") || np.name.starts_with("grpc"))
+        || bundle.services.iter().any(|s| {
+            s.namespace == e.namespace
+                && !s.selector.is_empty()
+                && s.selector.iter().all(|(k, v)| e.labels.get(k) == Some(v))
+                && s.ports.iter().any(|p| p.speaks_http())
+        })
 }
 
 /// Istio-specific findings: gateway-only policies, ALLOW without rules, HTTP fields on
@@ -129,8 +158,7 @@ fn istio_findings(bundle: &Bundle, p: &Policy) -> Vec<(Option<String>, String)> 
         out.push((None, "ALLOW policy with no rules: it denies every request to the workloads it selects".into()));
     }
     let selected: Vec<_> = bundle.endpoints.iter().filter(|e| p.selector.matches(&e.labels)).collect();
-    let serves_http =
-        selected.iter().any(|e| e.ports.iter().any(|np| np.name.starts_with("http") || np.name.starts_with("grpc")));
+    let serves_http = selected.iter().any(|e| endpoint_speaks_http(bundle, e));
     if !selected.is_empty() && !serves_http {
         for (i, r) in rules.iter().enumerate() {
             if let RuleMatch::Istio(ir) = &r.matcher

@@ -138,7 +138,8 @@ fn kinds_that_must_not_be_ignored_are_errors() {
         ("security.istio.io/v1alpha1", "PeerAuthentication"),
         ("security.istio.io/v1alpha1", "AuthorizationPolicy"),
         ("security.istio.io/v1", "Sidecar"),
-        ("policy.networking.k8s.io/v1alpha1", "AdminNetworkPolicy"),
+        ("policy.networking.k8s.io/v1alpha2", "AdminNetworkPolicy"),
+        ("policy.networking.k8s.io/v1alpha1", "ClusterNetworkPolicy"),
         ("networking.k8s.io/v1beta1", "NetworkPolicy"),
     ] {
         let e = err(&format!("apiVersion: {api}\nkind: {kind}\nmetadata: {{name: x}}\nspec: {{}}\n"));
@@ -148,7 +149,7 @@ fn kinds_that_must_not_be_ignored_are_errors() {
 
 #[test]
 fn other_kinds_are_skipped_and_counted() {
-    let text = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\n\
+    let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: s}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\n\
                 apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: pool}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\n---\n\
                 apiVersion: v1\nkind: Namespace\nmetadata: {name: n}\n";
     let b = try_load(text).unwrap();
@@ -159,7 +160,7 @@ fn other_kinds_are_skipped_and_counted() {
 #[test]
 fn empty_bundles_are_rejected() {
     assert_eq!(err("").kind, LoadErrorKind::Empty);
-    assert_eq!(err("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n").kind, LoadErrorKind::Empty);
+    assert_eq!(err("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: s}\n").kind, LoadErrorKind::Empty);
 }
 
 #[test]
@@ -251,8 +252,9 @@ fn rule_validation() {
 
 #[test]
 fn fields_palisade_cannot_evaluate_are_errors() {
+    // Services in rules are read (SPEC 9.2): a source service in an ingress rule loads.
     let services = "  ingress: [{action: Allow, source: {services: {name: s, namespace: n}}}]";
-    assert_eq!(err(&gnp(services)).kind, LoadErrorKind::Unsupported);
+    assert!(try_load(&gnp(services)).is_ok());
     // Host-endpoint policy is read (SPEC 9.2); applyOnForward alone keeps its workload effect.
     assert!(try_load(&gnp("  applyOnForward: false")).is_ok());
     assert!(try_load(&gnp("  applyOnForward: true")).is_ok());

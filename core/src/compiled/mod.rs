@@ -171,6 +171,7 @@ struct EntityExtra {
     not_nets: Option<NetRanges>,
     ports: Option<PortSet>,
     not_ports: Option<PortSet>,
+    services: Option<crate::model::ServiceMatch>,
 }
 
 impl CEntity {
@@ -235,9 +236,13 @@ impl<'a> Compiler<'a> {
             not_nets: (!e.not_nets.is_empty()).then(|| NetRanges::new(&e.not_nets)),
             ports: self.ports(&e.ports),
             not_ports: self.ports(&e.not_ports),
+            services: e.services.clone(),
         };
-        let has_extra =
-            extra.nets.is_some() || extra.not_nets.is_some() || extra.ports.is_some() || extra.not_ports.is_some();
+        let has_extra = extra.nets.is_some()
+            || extra.not_nets.is_some()
+            || extra.ports.is_some()
+            || extra.not_ports.is_some()
+            || extra.services.is_some();
         CEntity {
             selector: e.selector.as_ref().map(|s| self.selector(s)).unwrap_or(NO_SELECTOR),
             not_selector: e.not_selector.as_ref().map(|s| self.selector(s)).unwrap_or(NO_SELECTOR),

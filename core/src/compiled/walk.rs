@@ -504,6 +504,11 @@ fn entity_extra(
     {
         return false;
     }
+    if let Some(s) = &x.services
+        && !s.matches(info.ip, protocol, port)
+    {
+        return false;
+    }
     let has_ports = proto::has_ports(protocol);
     let port_in = |ps: &super::PortSet, p: u16| {
         ps.numeric_contains(p)

@@ -342,6 +342,11 @@ fn entity_matches(ctx: &Ctx<'_>, e: &EntityMatch, ip: IpAddr, port: Option<u16>,
     if e.not_nets.iter().any(|n| n.contains(&ip)) {
         return false;
     }
+    if let Some(s) = &e.services
+        && !s.matches(ip, ctx.req.protocol, port)
+    {
+        return false;
+    }
     if let Some(s) = &e.selector
         && !selector_matches_ip(ctx.bundle, s, ip)
     {

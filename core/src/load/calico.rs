@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::error::{LoadError, LoadErrorKind};
 use crate::model::{
     Bundle, CalicoRule, EntityMatch, HttpMatch, IcmpMatch, NetworkSet, PathMatch, Policy, PolicyKind, PortMatch, Rule,
-    RuleAction, RuleMatch, StagedAction, Tier, TierDefault,
+    RuleAction, RuleMatch, ServiceMatch, StagedAction, Tier, TierDefault,
 };
 use crate::request::proto;
 use crate::selector::Expr;
@@ -47,7 +47,10 @@ fn tier_name_ok(n: &str) -> bool {
 }
 
 /// Reads declared tiers, adds `default`, and sorts them by (order, absent last, name).
-pub(crate) fn tiers(objs: &[Obj], has_istio: bool) -> Result<Vec<Tier>, LoadError> {
+///
+/// `admin` names the pass-by-default tiers of cluster-scoped Kubernetes policy that the
+/// bundle needs (name, order); a declared tier of one of these names must say the same.
+pub(crate) fn tiers(objs: &[Obj], has_istio: bool, admin: &[(&str, f64)]) -> Result<Vec<Tier>, LoadError> {
     let mut out = Vec::new();
     let mut has_default = false;
     for obj in objs {
@@ -102,9 +105,25 @@ pub(crate) fn tiers(objs: &[Obj], has_istio: bool) -> Result<Vec<Tier>, LoadErro
                 out.push(Tier { name, order, default_action: fixed });
                 continue;
             }
+            n if admin.iter().any(|(a, _)| *a == n) => {
+                let fixed = admin.iter().find(|(a, _)| *a == n).map_or(0.0, |(_, o)| *o);
+                if order != Some(fixed) || default_action != TierDefault::Pass {
+                    return Err(wrap(invalid(
+                        "spec",
+                        format!(
+                            "the {n} tier is fixed at order {fixed} with defaultAction Pass (as Calico creates it)"
+                        ),
+                    )));
+                }
+            }
             _ => {}
         }
         out.push(Tier { name, order, default_action });
+    }
+    for (name, order) in admin {
+        if !out.iter().any(|t| t.name == *name) {
+            out.push(Tier { name: (*name).into(), order: Some(*order), default_action: TierDefault::Pass });
+        }
     }
     if !has_default {
         out.push(Tier {
@@ -269,6 +288,66 @@ struct RuleCtx<'a> {
     /// The namespace of a namespaced policy.
     namespace: Option<&'a str>,
     config: &'a Config,
+    /// For `services` matches: the bundle's EndpointSlice members.
+    bundle: &'a Bundle,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServiceRef {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+}
+
+/// Resolves a rule end's `services` as Calico's rule scanner does: the EndpointSlices of the
+/// named Service; as the destination (egress rules) their (address, port, protocol) triples,
+/// as the source (ingress rules) their addresses.
+fn services(
+    raw: &RawEntity,
+    field: &str,
+    destination: bool,
+    egress: bool,
+    ctx: &RuleCtx<'_>,
+) -> Result<Option<ServiceMatch>, LoadError> {
+    let Some(v) = &raw.services else { return Ok(None) };
+    let f = format!("{field}.services");
+    let r: RawServiceRef = typed(v, &f)?;
+    if destination && !egress {
+        return Err(invalid(&f, "destination services are only allowed in egress rules"));
+    }
+    if !destination && egress {
+        return Err(invalid(&f, "source services are only allowed in ingress rules"));
+    }
+    let name =
+        r.name.filter(|n| !n.is_empty()).ok_or_else(|| invalid(format!("{f}.name"), "a service name is required"))?;
+    // Calico's API documents that an empty namespace means the policy's own, but Felix looks
+    // the service up as `/<name>` and so matches nothing: Palisade decides as Felix does
+    // (`lint` warns about it).
+    let namespace = match (r.namespace.filter(|n| !n.is_empty()), ctx.namespace) {
+        (Some(n), _) => n,
+        (None, Some(_)) => String::new(),
+        (None, None) => {
+            return Err(invalid(format!("{f}.namespace"), "a GlobalNetworkPolicy must give the service's namespace"));
+        }
+    };
+    let combined = [
+        (raw.selector.is_some(), "selector"),
+        (raw.not_selector.is_some(), "notSelector"),
+        (raw.namespace_selector.is_some(), "namespaceSelector"),
+        (raw.nets.is_some(), "nets"),
+        (raw.not_nets.is_some(), "notNets"),
+        (raw.service_accounts.is_some(), "serviceAccounts"),
+    ];
+    if let Some((_, other)) = combined.iter().find(|(set, _)| *set) {
+        return Err(invalid(&f, format!("services cannot be combined with {other}")));
+    }
+    if destination && (raw.ports.is_some() || raw.not_ports.is_some()) {
+        return Err(invalid(&f, "a destination with services cannot have ports or notPorts (the service gives them)"));
+    }
+    let members = ctx.bundle.service_members.get(&(namespace.clone(), name.clone())).cloned().unwrap_or_default();
+    Ok(Some(ServiceMatch { service: format!("{namespace}/{name}"), members, with_ports: destination }))
 }
 
 fn and_all(parts: Vec<Expr>) -> Option<Expr> {
@@ -281,14 +360,14 @@ fn and_all(parts: Vec<Expr>) -> Option<Expr> {
 }
 
 /// Converts an entity rule into scoped criteria, as Calico's `getEndpointSelector` does.
-fn entity(raw: &RawEntity, field: &str, ctx: &RuleCtx<'_>) -> Result<EntityMatch, LoadError> {
-    if raw.services.is_some() {
-        return Err(LoadError::new(
-            LoadErrorKind::Unsupported,
-            "`services` matches are not supported (Palisade has no Service endpoints to resolve them against)",
-        )
-        .at_field(format!("{field}.services")));
-    }
+fn entity(
+    raw: &RawEntity,
+    field: &str,
+    destination: bool,
+    egress: bool,
+    ctx: &RuleCtx<'_>,
+) -> Result<EntityMatch, LoadError> {
+    let services = services(raw, field, destination, egress, ctx)?;
     let ns_sel =
         namespace_selector(raw.namespace_selector.as_deref(), &format!("{field}.namespaceSelector"), ctx.config)?;
     let sel = selector(raw.selector.as_deref(), &format!("{field}.selector"), ctx.config)?;
@@ -323,6 +402,7 @@ fn entity(raw: &RawEntity, field: &str, ctx: &RuleCtx<'_>) -> Result<EntityMatch
         not_selector: not_sel,
         ports: ports(&raw.ports, &format!("{field}.ports"))?,
         not_ports: ports(&raw.not_ports, &format!("{field}.notPorts"))?,
+        services,
     })
 }
 
@@ -394,9 +474,15 @@ fn rule(raw: &RawRule, field: &str, egress: bool, ctx: &RuleCtx<'_>) -> Result<R
     if (raw.icmp.is_some() || raw.not_icmp.is_some()) && !is_icmp {
         return Err(invalid(format!("{field}.icmp"), "icmp and notICMP require protocol ICMP or ICMPv6"));
     }
-    let source = entity(raw.source.as_ref().unwrap_or(&RawEntity::default()), &format!("{field}.source"), ctx)?;
-    let destination =
-        entity(raw.destination.as_ref().unwrap_or(&RawEntity::default()), &format!("{field}.destination"), ctx)?;
+    let source =
+        entity(raw.source.as_ref().unwrap_or(&RawEntity::default()), &format!("{field}.source"), false, egress, ctx)?;
+    let destination = entity(
+        raw.destination.as_ref().unwrap_or(&RawEntity::default()),
+        &format!("{field}.destination"),
+        true,
+        egress,
+        ctx,
+    )?;
     for (e, side) in [(&source, "source"), (&destination, "destination")] {
         let numeric = e.ports.iter().chain(&e.not_ports).any(|p| matches!(p, PortMatch::Range(..)));
         if numeric && !matches!(protocol_num, Some(proto::TCP | proto::UDP | proto::SCTP)) {
@@ -636,7 +722,7 @@ pub(crate) fn policy(obj: &Obj, bundle: &Bundle, config: &Config) -> Result<Poli
             (i, e)
         }
     };
-    let ctx = RuleCtx { namespace: namespace.as_deref(), config };
+    let ctx = RuleCtx { namespace: namespace.as_deref(), config, bundle };
     let convert = |rules: &Option<Vec<RawRule>>, dir: &str, egress: bool| -> Result<Vec<Rule>, LoadError> {
         let rules = rules.as_deref().unwrap_or_default();
         if rules.len() > config.max_rules_per_policy {

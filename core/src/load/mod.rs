@@ -9,6 +9,7 @@
 //! and deserialised into a typed spec with `deny_unknown_fields`, with
 //! `serde_path_to_error` supplying the field path of any error.
 
+mod admin;
 mod calico;
 mod fields;
 mod inventory;
@@ -16,6 +17,7 @@ mod istio;
 mod istio_authn;
 mod k8s;
 mod object;
+mod services;
 
 #[cfg(feature = "fs")]
 mod fs;
@@ -301,7 +303,21 @@ pub fn load(sources: &[Source<'_>], config: &Config) -> Result<Bundle, LoadError
     let namespaces = errors.keep(inventory::namespaces(&objects.namespaces)).unwrap_or_default();
     let service_accounts = errors.keep(inventory::service_accounts(&objects.service_accounts)).unwrap_or_default();
     let has_istio = objects.policies.iter().any(|o| o.id.group == "security.istio.io");
-    let tiers = errors.keep(calico::tiers(&objects.tiers, has_istio)).unwrap_or_default();
+    let mut admin_tiers = Vec::new();
+    for (kind, pair) in [
+        ("ClusterNetworkPolicy", [admin::KUBE_ADMIN_TIER, admin::KUBE_BASELINE_TIER]),
+        ("AdminNetworkPolicy", [admin::ANP_TIER, admin::BANP_TIER]),
+        ("BaselineAdminNetworkPolicy", [admin::ANP_TIER, admin::BANP_TIER]),
+    ] {
+        if objects.policies.iter().any(|o| o.id.group == "policy.networking.k8s.io" && o.id.kind == kind) {
+            for t in pair {
+                if !admin_tiers.contains(&t) {
+                    admin_tiers.push(t);
+                }
+            }
+        }
+    }
+    let tiers = errors.keep(calico::tiers(&objects.tiers, has_istio, &admin_tiers)).unwrap_or_default();
     let mut bundle = Bundle {
         tiers,
         namespaces,
@@ -310,10 +326,18 @@ pub fn load(sources: &[Source<'_>], config: &Config) -> Result<Bundle, LoadError
         objects: objects.total,
         ..Bundle::default()
     };
+    bundle.services =
+        objects.k8s_services.iter().filter_map(|o| errors.keep(services::service(o).map_err(|e| o.err(e)))).collect();
+    for o in &objects.endpoint_slices {
+        if let Some(Some((key, members))) = errors.keep(services::endpoint_slice(o).map_err(|e| o.err(e))) {
+            bundle.service_members.entry(key).or_default().push(members);
+        }
+    }
     let mut policies = Vec::with_capacity(objects.policies.len());
     for obj in &objects.policies {
         let p = match obj.id.group.as_str() {
             "networking.k8s.io" => k8s::policy(obj, &bundle),
+            "policy.networking.k8s.io" => admin::policy(obj, &bundle),
             _ if obj.id.kind == "StagedKubernetesNetworkPolicy" => k8s::policy(obj, &bundle),
             "security.istio.io" => istio::policy(obj, &bundle, config),
             _ => calico::policy(obj, &bundle, config),

@@ -74,6 +74,8 @@ pub(crate) struct Objects {
     pub namespaces: Vec<Obj>,
     pub service_accounts: Vec<Obj>,
     pub peer_authentications: Vec<Obj>,
+    pub k8s_services: Vec<Obj>,
+    pub endpoint_slices: Vec<Obj>,
     pub request_authentications: Vec<Obj>,
     /// Skipped documents by `(apiVersion, kind)`.
     pub skipped: BTreeMap<(String, String), usize>,
@@ -91,6 +93,8 @@ impl Objects {
             + self.service_accounts.len()
             + self.peer_authentications.len()
             + self.request_authentications.len()
+            + self.k8s_services.len()
+            + self.endpoint_slices.len()
     }
 
     fn all(&self) -> impl Iterator<Item = &Obj> {
@@ -103,6 +107,8 @@ impl Objects {
             .chain(&self.service_accounts)
             .chain(&self.peer_authentications)
             .chain(&self.request_authentications)
+            .chain(&self.k8s_services)
+            .chain(&self.endpoint_slices)
     }
 }
 
@@ -115,6 +121,8 @@ enum Role {
     ServiceAccount,
     PeerAuthentication,
     RequestAuthentication,
+    Service,
+    EndpointSlice,
     Skip,
 }
 
@@ -189,7 +197,8 @@ fn namespaced(group: &str, kind: &str) -> bool {
     matches!(
         (group, kind),
         ("projectcalico.org", "NetworkPolicy" | "StagedNetworkPolicy" | "StagedKubernetesNetworkPolicy" | "NetworkSet")
-            | ("", "Pod" | "ServiceAccount")
+            | ("", "Pod" | "ServiceAccount" | "Service")
+            | ("discovery.k8s.io", "EndpointSlice")
             | ("networking.k8s.io", "NetworkPolicy")
             | ("security.istio.io", _)
     )
@@ -293,9 +302,14 @@ fn role(api_version: &str, kind: &str) -> Result<Role, LoadError> {
                  access rule; ignoring it could change access"
             ))),
         },
-        "policy.networking.k8s.io" => Err(unsupported(format!(
-            "{kind} ({api_version}) is not supported: admin network policies would change access"
-        ))),
+        "policy.networking.k8s.io" => match (kind, version) {
+            ("ClusterNetworkPolicy", "v1alpha2")
+            | ("AdminNetworkPolicy" | "BaselineAdminNetworkPolicy", "v1alpha1") => Ok(Role::Policy),
+            _ => Err(unsupported(format!(
+                "{kind} ({api_version}) is not supported: ClusterNetworkPolicy (v1alpha2) and AdminNetworkPolicy / \
+                 BaselineAdminNetworkPolicy (v1alpha1) are read, and ignoring this kind could change access"
+            ))),
+        },
         "security.istio.io" => match (kind, version) {
             ("AuthorizationPolicy", "v1" | "v1beta1") => Ok(Role::Policy),
             ("PeerAuthentication", "v1" | "v1beta1") => Ok(Role::PeerAuthentication),
@@ -309,8 +323,10 @@ fn role(api_version: &str, kind: &str) -> Result<Role, LoadError> {
             ("v1", "Pod") => Role::Pod,
             ("v1", "Namespace") => Role::Namespace,
             ("v1", "ServiceAccount") => Role::ServiceAccount,
+            ("v1", "Service") => Role::Service,
             _ => Role::Skip,
         }),
+        "discovery.k8s.io" if version == "v1" && kind == "EndpointSlice" => Ok(Role::EndpointSlice),
         _ => Ok(Role::Skip),
     }
 }
@@ -393,6 +409,8 @@ fn classify_one(doc: Doc, out: &mut Objects) -> Result<(), LoadError> {
         Role::ServiceAccount => out.service_accounts.push(obj),
         Role::PeerAuthentication => out.peer_authentications.push(obj),
         Role::RequestAuthentication => out.request_authentications.push(obj),
+        Role::Service => out.k8s_services.push(obj),
+        Role::EndpointSlice => out.endpoint_slices.push(obj),
         Role::Skip => {}
     }
     Ok(())

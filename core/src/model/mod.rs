@@ -7,6 +7,7 @@
 mod endpoint;
 mod istio;
 mod policy;
+mod service;
 
 use std::collections::BTreeMap;
 
@@ -19,6 +20,7 @@ pub use policy::{
     CalicoRule, EntityMatch, HttpMatch, IcmpMatch, PathMatch, Policy, PolicyId, PolicyKind, PortMatch, Rule,
     RuleAction, RuleMatch, StagedAction, Tier, TierDefault, TierId,
 };
+pub use service::{Service, ServiceMatch, ServicePort, SliceMembers, TargetPort};
 
 /// A validated bundle.
 #[derive(Debug, Clone, Default)]
@@ -29,8 +31,12 @@ pub struct Bundle {
     pub policies: Vec<Policy>,
     /// Workload endpoints (pods with an IP).
     pub endpoints: Vec<Endpoint>,
-    /// Global and namespaced network sets.
+    /// Global and namespaced network sets (and host endpoints, as labelled IP sets).
     pub network_sets: Vec<NetworkSet>,
+    /// Kubernetes Services (for Istio's protocol selection and `services` rules).
+    pub services: Vec<Service>,
+    /// EndpointSlice members by `(namespace, service name)`.
+    pub service_members: BTreeMap<(String, String), Vec<SliceMembers>>,
     /// Namespace labels (including the derived `kubernetes.io/metadata.name`).
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
     /// Documents that were skipped because Palisade does not need them (Services,

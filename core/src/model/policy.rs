@@ -46,6 +46,12 @@ pub enum PolicyKind {
     StagedKubernetesNetworkPolicy,
     /// Istio `AuthorizationPolicy`.
     AuthorizationPolicy,
+    /// Kubernetes `ClusterNetworkPolicy` (`policy.networking.k8s.io/v1alpha2`).
+    ClusterNetworkPolicy,
+    /// Kubernetes `AdminNetworkPolicy` (`v1alpha1`, as Calico read it until late 2025).
+    AdminNetworkPolicy,
+    /// Kubernetes `BaselineAdminNetworkPolicy` (`v1alpha1`).
+    BaselineAdminNetworkPolicy,
 }
 
 impl PolicyKind {
@@ -59,6 +65,9 @@ impl PolicyKind {
             PolicyKind::StagedNetworkPolicy => "snp",
             PolicyKind::StagedKubernetesNetworkPolicy => "sknp",
             PolicyKind::AuthorizationPolicy => "iap",
+            PolicyKind::ClusterNetworkPolicy => "cnp",
+            PolicyKind::AdminNetworkPolicy => "anp",
+            PolicyKind::BaselineAdminNetworkPolicy => "banp",
         }
     }
 
@@ -72,6 +81,9 @@ impl PolicyKind {
             PolicyKind::StagedNetworkPolicy => "StagedNetworkPolicy",
             PolicyKind::StagedKubernetesNetworkPolicy => "StagedKubernetesNetworkPolicy",
             PolicyKind::AuthorizationPolicy => "AuthorizationPolicy",
+            PolicyKind::ClusterNetworkPolicy => "KubernetesClusterNetworkPolicy",
+            PolicyKind::AdminNetworkPolicy => "AdminNetworkPolicy",
+            PolicyKind::BaselineAdminNetworkPolicy => "BaselineAdminNetworkPolicy",
         }
     }
 
@@ -247,6 +259,9 @@ pub struct EntityMatch {
     pub ports: Vec<PortMatch>,
     /// The port is in none of these.
     pub not_ports: Vec<PortMatch>,
+    /// A Calico `services` match: the IP (and on the destination side the port) belongs to
+    /// one of the Service's EndpointSlices.
+    pub services: Option<super::ServiceMatch>,
 }
 
 impl EntityMatch {
@@ -258,6 +273,7 @@ impl EntityMatch {
             && self.not_selector.is_none()
             && self.ports.is_empty()
             && self.not_ports.is_empty()
+            && self.services.is_none()
     }
 }
 
