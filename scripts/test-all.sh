@@ -33,6 +33,9 @@ step "Python package: pip install ./python in a fresh virtualenv, pytest"
 step "Node module: npm ci, napi build (index.d.ts in sync), node --test"
 ./scripts/node-tests.sh
 
+step "ext_authz server: palisade-serve on loopback, Envoy's Python stubs (xds-protos) as the client"
+./scripts/server-tests.sh
+
 step "fuzz smoke (about 30 s per target)"
 ./scripts/fuzz.sh smoke
 
