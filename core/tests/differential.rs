@@ -103,13 +103,27 @@ fn inventory() -> impl Strategy<Value = String> {
     (
         pick(&["x", "y"]),
         prop::collection::vec((any::<bool>(), pick(&NETS), pick(&NETS), labels()), 0..3),
+        prop::collection::btree_set(pick(&IPS), 0..3),
+        prop::option::weighted(0.3, labels()),
     )
-        .prop_map(|(team, sets)| {
+        .prop_map(|(team, sets, members, host)| {
             let mut out = format!(
                 "apiVersion: v1\nkind: Namespace\nmetadata: {{name: ns1, labels: {{team: {team}}}}}\n---\n\
                  apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: sa1, namespace: ns1, labels: {{app: a}}}}\n---\n\
                  apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: sa2, namespace: ns2, labels: {{team: y}}}}\n---\n"
             );
+            // The Service `svc` of ns1: its slice's members, on TCP 80 and UDP 53.
+            let addrs: Vec<String> = members.iter().map(|a| format!("{{addresses: [{a}]}}")).collect();
+            out.push_str(&format!(
+                "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: svc-1, namespace: ns1, labels: {{kubernetes.io/service-name: svc}}}}\n\
+                 addressType: IPv4\nendpoints: [{}]\nports: [{{port: 80}}, {{port: 53, protocol: UDP}}]\n---\n",
+                addrs.join(", ")
+            ));
+            if let Some(labels) = host {
+                out.push_str(&format!(
+                    "apiVersion: projectcalico.org/v3\nkind: HostEndpoint\nmetadata: {{name: h, labels: {labels}}}\nspec: {{node: n1, expectedIPs: [192.0.2.7]}}\n---\n"
+                ));
+            }
             for (i, (global, n1, n2, labels)) in sets.into_iter().enumerate() {
                 if global {
                     out.push_str(&format!(
@@ -180,9 +194,18 @@ fn rule(ingress: bool) -> impl Strategy<Value = String> {
         any::<bool>(),
         prop::option::weighted(0.3, (pick(&["[GET]", "[POST, GET]", "['*']", "[]"]), pick(&RULE_PATHS))),
         prop::option::of(pick(&["{type: 8}", "{type: 8, code: 0}", "{type: 0}"])),
+        prop::sample::select(&[false, false, false, false, false, false, false, true][..]),
     )
-        .prop_flat_map(move |(action, protocol, not_protocol, use_not_icmp, http, icmp)| {
+        .prop_flat_map(move |(action, protocol, not_protocol, use_not_icmp, http, icmp, svc)| {
             (entity(protocol), entity(protocol)).prop_map(move |(src, dst)| {
+                // A Calico `services` end (SPEC 9.2): the source of an ingress rule, the
+                // destination of an egress rule, alone on its end.
+                let service = "{services: {name: svc, namespace: ns1}}".to_string();
+                let (src, dst) = match (svc, ingress) {
+                    (true, true) => (service, dst),
+                    (true, false) => (src, service),
+                    _ => (src, dst),
+                };
                 let mut parts =
                     vec![format!("action: {action}"), format!("source: {src}"), format!("destination: {dst}")];
                 if let Some(p) = protocol {
@@ -310,6 +333,7 @@ fn istio_policies() -> impl Strategy<Value = String> {
         "{principals: ['cluster.local/ns/ns2/sa/default', 'cluster.local/ns/ns1/sa/sa1']}",
         "{principals: ['cluster.local/ns/ns2/sa/default']}",
         "{principals: ['cluster.local/ns/ns2/*']}",
+        "{principals: ['old.td/ns/ns1/sa/sa1']}",
         "{notPrincipals: ['*']}",
         "{namespaces: [ns1]}",
         "{notNamespaces: ['ns*']}",
@@ -352,17 +376,85 @@ fn istio_policies() -> impl Strategy<Value = String> {
         pick(&["ALLOW", "ALLOW", "DENY", "AUDIT"]),
         pick(&["", "selector: {matchLabels: {app: a}}, "]),
         prop::option::weighted(0.9, prop::collection::vec(rule, 0..3)),
+        prop::sample::select(&[false, false, false, true][..]),
     );
     prop::collection::vec(policy, 0..3).prop_map(|ps| {
         let mut out = String::new();
         let mut seen = std::collections::BTreeSet::new();
-        for (name, ns, action, sel, rules) in ps {
+        for (name, ns, action, sel, rules, dry_run) in ps {
             if !seen.insert((name, ns)) {
                 continue;
             }
             let rules = rules.map(|r| format!(", rules: [{}]", r.join(", "))).unwrap_or_default();
+            // Istio dry-run (SPEC 9.2): staged, for ALLOW and DENY only.
+            let dry = if dry_run && action != "AUDIT" { ", annotations: {istio.io/dry-run: 'true'}" } else { "" };
             out.push_str(&format!(
-                "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{{sel}action: {action}{rules}}}\n---\n"
+                "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: {name}, namespace: {ns}{dry}}}\nspec: {{{sel}action: {action}{rules}}}\n---\n"
+            ));
+        }
+        out
+    })
+}
+
+/// PeerAuthentications (SPEC 9.2): mesh, namespace and workload levels, with port modes.
+fn peer_authentications() -> impl Strategy<Value = String> {
+    let mode = || pick(&["STRICT", "STRICT", "PERMISSIVE", "DISABLE", "UNSET"]);
+    (
+        prop::option::weighted(0.3, mode()),
+        prop::option::weighted(0.3, (pick(&NAMESPACES), mode())),
+        prop::option::weighted(0.3, (pick(&NAMESPACES), mode(), prop::option::of((pick(&[80u16, 53, 9090]), mode())))),
+    )
+        .prop_map(|(mesh, ns, workload)| {
+            let pa = |ns: &str, name: &str, spec: String| {
+                format!("apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {spec}\n---\n")
+            };
+            let mut out = String::new();
+            if let Some(m) = mesh {
+                out.push_str(&pa("istio-system", "default", format!("{{mtls: {{mode: {m}}}}}")));
+            }
+            if let Some((n, m)) = ns {
+                out.push_str(&pa(n, "ns-wide", format!("{{mtls: {{mode: {m}}}}}")));
+            }
+            if let Some((n, m, port)) = workload {
+                let ports = port.map(|(p, pm)| format!(", portLevelMtls: {{{p}: {{mode: {pm}}}}}")).unwrap_or_default();
+                out.push_str(&pa(n, "app-a", format!("{{selector: {{matchLabels: {{app: a}}}}, mtls: {{mode: {m}}}{ports}}}")));
+            }
+            out
+        })
+}
+
+/// ClusterNetworkPolicies (SPEC 9.2), admin and baseline, converted to Calico rules.
+fn cluster_network_policies() -> impl Strategy<Value = String> {
+    let rule = (
+        pick(&["Accept", "Deny", "Pass"]),
+        pick(&[
+            "{namespaces: {matchLabels: {team: x}}}",
+            "{namespaces: {}}",
+            "{pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: a}}}}",
+        ]),
+        prop::option::of(pick(&[
+            "[{tcp: {destinationPort: {number: 80}}}]",
+            "[{udp: {}}]",
+            "[{destinationNamedPort: http}]",
+        ])),
+    )
+        .prop_map(|(action, peer, protocols)| {
+            let protocols = protocols.map(|p| format!(", protocols: {p}")).unwrap_or_default();
+            format!("{{action: {action}, from: [{peer}]{protocols}}}")
+        });
+    let policy = (
+        pick(&["Admin", "Baseline"]),
+        pick(&[1u16, 2]),
+        pick(&["{namespaces: {}}", "{pods: {namespaceSelector: {matchLabels: {team: x}}, podSelector: {}}}"]),
+        prop::collection::vec(rule, 1..3),
+    );
+    prop::collection::vec(policy, 0..3).prop_map(|ps| {
+        let mut out = String::new();
+        for (i, (tier, priority, subject, rules)) in ps.into_iter().enumerate() {
+            out.push_str(&format!(
+                "apiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\nmetadata: {{name: c{i}}}\n\
+                 spec: {{tier: {tier}, priority: {priority}, subject: {subject}, ingress: [{}]}}\n---\n",
+                rules.join(", ")
             ));
         }
         out
@@ -388,7 +480,7 @@ fn request() -> impl Strategy<Value = String> {
         pick(&["TCP", "TCP", "UDP", "ICMP"]),
         prop::option::of(pick(&[80u16, 53, 8080, 40000])),
         prop::option::of(pick(&[80u16, 53, 9090])),
-        (0..13usize, 0..26usize),
+        (0..14usize, 0..28usize),
         prop::option::weighted(0.5, (pick(&["GET", "POST", "DELETE"]), pick(&PATHS))),
         pick(&["both", "both", "ingress", "egress"]),
         prop::option::of(pick(&["{\"type\": 8}", "{\"type\": 8, \"code\": 0}", "{\"type\": 0, \"code\": 3}"])),
@@ -402,6 +494,8 @@ fn request() -> impl Strategy<Value = String> {
                     9 => "spiffe://cluster.local/ns/ns1/sa/sa1".to_string(),
                     10 => "spiffe://other.example/ns/ns1/sa/sa1".to_string(),
                     11 => "spiffe://cluster.local/ns/ns1/sa/sa1/".to_string(),
+                    // A trust-domain alias of cluster.local when the run configures it.
+                    12 => "spiffe://old.td/ns/ns1/sa/sa1".to_string(),
                     // Istio's form, without the scheme: invalid in a request.
                     _ => "cluster.local/ns/ns1/sa/sa1".to_string(),
                 };
@@ -417,7 +511,7 @@ fn request() -> impl Strategy<Value = String> {
                 r#"{{"direction": "{direction}", "protocol": "{protocol}", "source": {{"ip": "{src}"{sport}{}{}}}, "destination": {{"ip": "{dst}"{dport}{}}}"#,
                 if sp == 11 { r#", "remote_ip": "192.0.2.77""# } else { "" },
                 principal(sp),
-                if dp >= 13 { principal(dp - 13) } else { String::new() }
+                if dp >= 14 { principal(dp - 14) } else { String::new() }
             );
             if let Some((m, p)) = http
                 && protocol == "TCP"
@@ -463,20 +557,23 @@ fn compiled_equals_reference() {
         inventory(),
         pods(),
         tiers(),
-        (policies(), k8s_policies(), istio_policies()),
+        (policies(), k8s_policies(), istio_policies(), peer_authentications(), cluster_network_policies()),
         prop::collection::vec(request(), 24),
+        any::<bool>(),
         any::<bool>(),
         any::<bool>(),
     );
     let coverage = std::cell::RefCell::new(Coverage::default());
-    let result = runner.run(&strategy, |(inv, pods, tiers, pols, requests, require, deny_default)| {
-        let (pols, knps, iaps) = pols;
-        let bundle = format!("{inv}{pods}{tiers}{pols}{knps}{iaps}");
+    let result = runner.run(&strategy, |(inv, pods, tiers, pols, requests, require, deny_default, alias)| {
+        let (pols, knps, iaps, pas, cnps) = pols;
+        let bundle = format!("{inv}{pods}{tiers}{pols}{knps}{iaps}{pas}{cnps}");
         let cfg = Config {
             require_peer_identity: require && deny_default,
             no_policy_action: if deny_default && !require { Action::Deny } else { Action::Allow },
+            trust_domain_aliases: if alias { vec!["old.td".into()] } else { Vec::new() },
             ..Config::default()
         };
+        let strict_from_peer_auth = !cfg.require_peer_identity;
         let engine = Engine::new(cfg);
         if let Err(e) = engine.load_str(&bundle) {
             coverage.borrow_mut().bundles_rejected += 1;
@@ -522,6 +619,12 @@ fn compiled_equals_reference() {
                 prop_assert_eq!(snap.decide(&mapped), snap.decide_reference(&mapped), "mapped source\n{}", text);
             }
             cov.hit(fast.reason.as_str());
+            if fast.reason == Reason::MissingPeerIdentity && strict_from_peer_auth {
+                cov.hit("missing:peer-authentication");
+            }
+            if fast.staged.is_some() && bundle.contains("istio.io/dry-run") {
+                cov.hit("staged:with-dry-run");
+            }
             match fast.detail {
                 Some(d) if d.contains("%2F or %5C") => cov.hit("invalid:encoded-separator"),
                 Some(d) if d.contains("different families") => cov.hit("invalid:mixed-families"),
@@ -541,6 +644,7 @@ fn compiled_equals_reference() {
                 cov.hit(match p.kind {
                     palisade::model::PolicyKind::KubernetesNetworkPolicy => "policy:knp",
                     palisade::model::PolicyKind::AuthorizationPolicy => "policy:iap",
+                    palisade::model::PolicyKind::ClusterNetworkPolicy => "policy:cnp",
                     _ => "policy:calico",
                 });
                 if indexed && p.kind == palisade::model::PolicyKind::AuthorizationPolicy {
@@ -592,6 +696,9 @@ fn compiled_equals_reference() {
         "policy:iap",
         "policy:iap-indexed",
         "policy:calico",
+        "policy:cnp",
+        "missing:peer-authentication",
+        "staged:with-dry-run",
         "invalid:encoded-separator",
         "invalid:mixed-families",
         "invalid:istio-form-principal",
