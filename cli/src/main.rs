@@ -18,7 +18,10 @@ usage:
 decide also takes --flow-log FILE|- [--aggregation 0-3]: Calico flow-log records of the
 decisions (docs/flow-logs.md).
 
-PATH is a file or a directory (its *.yaml, *.yml and *.json files, recursively).
+PATH is a file or a directory (its *.yaml, *.yml and *.json files, recursively), or - for
+a dump on standard input (`kubectl get -A -o yaml ... | palisade decide --bundle - ...`).
+--default-namespace NS places namespaced objects that name no namespace in NS (as
+`kubectl apply -n NS` would); the default is `default`.
 Exit status: 0 when decisions were printed, 1 when the bundle or config cannot be loaded,
 2 on usage errors.";
 
@@ -30,6 +33,7 @@ struct Args {
     config: Option<String>,
     flow_log: Option<String>,
     aggregation: Option<u8>,
+    default_namespace: Option<String>,
 }
 
 fn parse_args(argv: &[String]) -> Result<Args, String> {
@@ -46,6 +50,7 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         config: None,
         flow_log: None,
         aggregation: None,
+        default_namespace: None,
     };
     while let Some(flag) = it.next() {
         match flag.as_str() {
@@ -65,6 +70,9 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
             "--request" => a.request = Some(it.next().ok_or("--request needs a file or -")?.clone()),
             "--requests" => a.requests = Some(it.next().ok_or("--requests needs a file")?.clone()),
             "--config" => a.config = Some(it.next().ok_or("--config needs a file")?.clone()),
+            "--default-namespace" => {
+                a.default_namespace = Some(it.next().ok_or("--default-namespace needs a namespace")?.clone());
+            }
             "--flow-log" => a.flow_log = Some(it.next().ok_or("--flow-log needs a file or -")?.clone()),
             "--aggregation" => {
                 let v = it.next().ok_or("--aggregation needs 0, 1, 2 or 3")?;
@@ -76,6 +84,9 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
     }
     if a.bundles.is_empty() {
         return Err("--bundle is required".into());
+    }
+    if a.bundles.iter().any(|b| b == "-") && (a.request.as_deref() == Some("-") || a.requests.as_deref() == Some("-")) {
+        return Err("standard input can hold the bundle or the requests, not both".into());
     }
     if a.command != "decide" && (a.flow_log.is_some() || a.aggregation.is_some()) {
         return Err("--flow-log and --aggregation are for decide".into());
@@ -100,16 +111,50 @@ fn read_input(path: &str) -> std::io::Result<Vec<u8>> {
     }
 }
 
+/// Every error of a rejected bundle, one per line, the headline first.
+fn load_errors(e: &palisade::LoadError) -> String {
+    let lines: Vec<String> = e.all().map(|x| LoadErrorLine(x).to_string()).collect();
+    lines.join("\n")
+}
+
+/// One error without the "(and N more errors)" tail: the others are printed too.
+struct LoadErrorLine<'a>(&'a palisade::LoadError);
+
+impl std::fmt::Display for LoadErrorLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let e = palisade::LoadError { others: Vec::new(), ..self.0.clone() };
+        write!(f, "{e}")
+    }
+}
+
 fn load(args: &Args) -> Result<Engine, String> {
-    let config = match &args.config {
+    let mut config = match &args.config {
         None => Config::default(),
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))?;
             Config::from_yaml(&text).map_err(|e| format!("{p}: {e}"))?
         }
     };
+    if let Some(ns) = &args.default_namespace {
+        config.default_namespace = ns.clone();
+        config.validate().map_err(|e| format!("--default-namespace: {}", e.message))?;
+    }
+    let limit = config.max_bundle_bytes;
     let engine = Engine::new(config);
-    engine.load_paths(&args.bundles).map_err(|e| e.to_string())?;
+    let paths: Vec<&String> = args.bundles.iter().filter(|b| *b != "-").collect();
+    let mut files = palisade::load::read_paths(&paths, limit).map_err(|e| load_errors(&e))?;
+    if args.bundles.iter().any(|b| b == "-") {
+        let mut bytes = Vec::new();
+        std::io::stdin().take(limit as u64 + 1).read_to_end(&mut bytes).map_err(|e| format!("<stdin>: {e}"))?;
+        if bytes.len() > limit {
+            return Err(format!("<stdin>: the bundle is over {limit} bytes (max_bundle_bytes)"));
+        }
+        let text = String::from_utf8(bytes).map_err(|_| "<stdin>: the bundle is not UTF-8".to_string())?;
+        files.push(("<stdin>".to_string(), text));
+    }
+    let sources: Vec<palisade::load::Source<'_>> =
+        files.iter().map(|(n, t)| palisade::load::Source { name: n, text: t }).collect();
+    engine.load(&sources).map_err(|e| load_errors(&e))?;
     Ok(engine)
 }
 
@@ -169,7 +214,9 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         Ok(e) => e,
         // lint reports its findings, errors included, on stdout.
         Err(e) if args.command == "lint" => {
-            println!("error: {e}");
+            for line in e.lines() {
+                println!("error: {line}");
+            }
             return Ok(ExitCode::from(1));
         }
         Err(e) => return Err(e),
@@ -183,6 +230,9 @@ fn run(args: &Args) -> Result<ExitCode, String> {
             let warnings = palisade::lint::lint(snapshot.bundle());
             for w in &warnings {
                 writeln!(out, "{w}").map_err(io)?;
+            }
+            for n in palisade::lint::notes(snapshot.bundle()) {
+                writeln!(out, "{n}").map_err(io)?;
             }
             writeln!(
                 out,
@@ -232,6 +282,11 @@ fn run(args: &Args) -> Result<ExitCode, String> {
                 out.flush().map_err(io)?;
                 f.finish()?;
             }
+            if explain && let Some(snapshot) = engine.snapshot() {
+                for n in palisade::lint::skipped(snapshot.bundle()) {
+                    writeln!(out, "{n}").map_err(io)?;
+                }
+            }
         }
     }
     out.flush().map_err(io)?;
@@ -257,7 +312,9 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(code) => code,
         Err(msg) => {
-            eprintln!("palisade: {msg}");
+            for line in msg.lines() {
+                eprintln!("palisade: {line}");
+            }
             ExitCode::from(1)
         }
     }

@@ -35,6 +35,9 @@ pub struct Config {
     pub no_policy_action: Action,
     /// Istio's root namespace, whose AuthorizationPolicies apply mesh-wide (default `istio-system`).
     pub istio_root_namespace: String,
+    /// The namespace of a namespaced object that names none (default `default`), as
+    /// `kubectl apply -n <ns>` would place manifests written without one.
+    pub default_namespace: String,
     /// Largest bundle, in bytes of source text (default 64 MiB).
     pub max_bundle_bytes: usize,
     /// Most documents (objects, counting `List` items) in a bundle (default 1,000,000).
@@ -57,6 +60,7 @@ impl Default for Config {
             require_peer_identity: false,
             no_policy_action: Action::Allow,
             istio_root_namespace: "istio-system".into(),
+            default_namespace: "default".into(),
             max_bundle_bytes: 64 * 1024 * 1024,
             max_documents: 1_000_000,
             max_selector_depth: 64,
@@ -110,6 +114,19 @@ impl Config {
             if a == td || self.trust_domain_aliases[..i].contains(a) {
                 return Err(ConfigError { field, message: format!("{a:?} is given twice") });
             }
+        }
+        let dns_label = |n: &str| {
+            !n.is_empty()
+                && n.len() <= 63
+                && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !n.starts_with('-')
+                && !n.ends_with('-')
+        };
+        if !dns_label(&self.default_namespace) {
+            return Err(ConfigError {
+                field: "default_namespace".into(),
+                message: format!("{:?} is not a namespace name (a DNS label)", self.default_namespace),
+            });
         }
         if self.istio_root_namespace.is_empty() {
             return Err(ConfigError { field: "istio_root_namespace".into(), message: "must not be empty".into() });

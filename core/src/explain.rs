@@ -143,6 +143,40 @@ impl Explanation {
         if let Some(d) = decision.detail {
             text.push_str(&format!("\n  why: {d}"));
         }
+        // Identity mismatch: the identity the IP's workload owns beside the one presented.
+        if decision.reason == Reason::IdentityMismatch {
+            let (ip, presented) = match decision.peer {
+                Some(crate::Peer::Destination) => (req.destination.ip, req.destination.principal),
+                _ => (req.source.ip, req.source.principal),
+            };
+            let owner = bundle.endpoint_by_ip(crate::net::canonical_ip(ip));
+            text.push_str(&format!("\n  presented: {}", presented.unwrap_or("-")));
+            match owner {
+                Some(e) => text.push_str(&format!(
+                    "\n  {ip} belongs to pod {}/{}, whose identity is {}",
+                    e.namespace, e.name, e.identity
+                )),
+                None => text.push_str(&format!(
+                    "\n  {ip} belongs to no workload: a principal of this cluster's trust domain cannot come from it"
+                )),
+            }
+        }
+        // Peer authentication required: where the requirement comes from.
+        if decision.reason == Reason::MissingPeerIdentity
+            && let Some(e) = bundle.endpoint_by_ip(crate::net::canonical_ip(req.destination.ip))
+        {
+            let mode = e.mtls.mode_for(req.destination.port);
+            if mode == crate::model::MtlsMode::Strict {
+                text.push_str(&format!(
+                    "\n  {}/{} requires mutual TLS on this port (PeerAuthentication {})",
+                    e.namespace,
+                    e.name,
+                    e.mtls.from.join(", then ")
+                ));
+            } else {
+                text.push_str("\n  require_peer_identity is set: a known workload must present its certificate");
+            }
+        }
         text.push('\n');
         Explanation { decision, trace, json, text }
     }

@@ -347,7 +347,7 @@ fn metadata(doc: &Doc, kind: &str) -> Result<RawMeta, LoadError> {
 }
 
 /// Classifies one document; `Ok(None)` when it is skipped.
-fn classify_one(doc: Doc, out: &mut Objects) -> Result<(), LoadError> {
+fn classify_one(doc: Doc, default_namespace: &str, out: &mut Objects) -> Result<(), LoadError> {
     if !doc.value.is_object() {
         return Err(doc.err(LoadError::new(LoadErrorKind::Schema, "a document must be a mapping")));
     }
@@ -395,7 +395,7 @@ fn classify_one(doc: Doc, out: &mut Objects) -> Result<(), LoadError> {
         }
     };
     let namespace = if namespaced(&group, &kind) {
-        Some(meta.namespace.filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into()))
+        Some(meta.namespace.filter(|n| !n.is_empty()).unwrap_or_else(|| default_namespace.into()))
     } else {
         None
     };
@@ -418,11 +418,11 @@ fn classify_one(doc: Doc, out: &mut Objects) -> Result<(), LoadError> {
 
 /// Sorts documents into roles, rejecting kinds that must not be ignored. Every document is
 /// classified; the errors go to `errors`.
-pub(crate) fn classify(docs: Vec<Doc>, errors: &mut super::Errors) -> Objects {
+pub(crate) fn classify(docs: Vec<Doc>, default_namespace: &str, errors: &mut super::Errors) -> Objects {
     let mut out = Objects::default();
     for doc in docs {
         out.total += 1;
-        if let Err(e) = classify_one(doc, &mut out) {
+        if let Err(e) = classify_one(doc, default_namespace, &mut out) {
             errors.push(e);
         }
     }
