@@ -71,11 +71,18 @@ impl Snapshot {
         self.program.heap_bytes()
     }
 
-    /// Number of tier segments the compiled program indexes by principal (for tests of the
-    /// fast path: the differential test checks it is exercised).
+    /// Number of tier segments the compiled program indexes by principal or security
+    /// identity (for tests of the fast path: the differential test checks it is exercised).
     #[doc(hidden)]
     pub fn indexed_segments(&self) -> usize {
         self.program.indexed_segments()
+    }
+
+    /// Rules the compiled program's rule indexes key on principals, source identities and
+    /// destination identities (for tests of the fast path).
+    #[doc(hidden)]
+    pub fn keyed_rules(&self) -> [usize; 3] {
+        self.program.keyed_rules()
     }
 
     /// Decides with the reference evaluator (for differential testing).

@@ -231,6 +231,64 @@ fn rule(ingress: bool) -> impl Strategy<Value = String> {
         })
 }
 
+/// A rule of the shape the rule index keys (issue 21): a source (ingress) or destination
+/// (egress) selector, mostly `serviceAccounts` names, with the criteria that ride along
+/// (ports, protocol, HTTP, a not-selector or nets), any action.
+fn keyed_rule(ingress: bool) -> impl Strategy<Value = String> {
+    (
+        pick(&["Allow", "Allow", "Allow", "Deny", "Pass", "Log"]),
+        pick(&[
+            "serviceAccounts: {names: [sa1]}",
+            "serviceAccounts: {names: [sa2]}",
+            "serviceAccounts: {names: [default]}",
+            "serviceAccounts: {names: [sa1, sa2]}",
+            "serviceAccounts: {names: [sa2]}, namespaceSelector: all()",
+            "serviceAccounts: {names: [default]}, namespaceSelector: \"projectcalico.org/name == 'ns2'\"",
+            "serviceAccounts: {selector: \"app == 'a'\"}",
+            "selector: \"app == 'a'\"",
+            "selector: \"app == 'b'\"",
+            "selector: \"team == 'x' || env == 'p'\"",
+            "selector: \"app == 'c'\", namespaceSelector: global()",
+            "selector: \"has(team)\", notSelector: \"env == 'q'\"",
+            "selector: \"app in {'a', 'c'}\", nets: [10.0.0.0/29]",
+        ]),
+        prop::option::weighted(0.5, pick(&["80", "53", "http", "'50:90'"])),
+        prop::option::weighted(0.3, pick(&["[GET]", "[POST, GET]"])),
+    )
+        .prop_map(move |(action, peer, port, http)| {
+            let mut parts = vec![format!("action: {action}")];
+            let ports = port.map(|p| format!("ports: [{p}]"));
+            let (src, dst) = if ingress {
+                (peer.to_string(), ports.clone().unwrap_or_default())
+            } else {
+                (
+                    String::new(),
+                    [Some(peer.to_string()), ports.clone()].into_iter().flatten().collect::<Vec<_>>().join(", "),
+                )
+            };
+            parts.push(format!("source: {{{src}}}"));
+            parts.push(format!("destination: {{{dst}}}"));
+            if ports.is_some() {
+                parts.push(format!("protocol: {}", if port == Some("53") { "UDP" } else { "TCP" }));
+            }
+            if let Some(m) = http
+                && ingress
+                && action == "Allow"
+                && port != Some("53")
+            {
+                parts.push(format!("http: {{methods: {m}, paths: [{{prefix: /api}}]}}"));
+            }
+            format!("{{{}}}", parts.join(", "))
+        })
+}
+
+/// Rules of a policy: a few of any shape, or (one in three) many, mostly of the keyed shape,
+/// mixed with the others (nets, not-selectors, `Log`, `Pass`), so that indexed segments decide.
+fn rule_list(ingress: bool, few: std::ops::Range<usize>) -> BoxedStrategy<Vec<String>> {
+    let mixed = prop::collection::vec(prop_oneof![3 => keyed_rule(ingress).boxed(), 1 => rule(ingress).boxed()], 6..24);
+    prop_oneof![2 => prop::collection::vec(rule(ingress), few), 1 => mixed].boxed()
+}
+
 fn policies() -> impl Strategy<Value = String> {
     let policy = (
         pick(&["GlobalNetworkPolicy", "NetworkPolicy", "StagedGlobalNetworkPolicy", "StagedNetworkPolicy"]),
@@ -240,8 +298,8 @@ fn policies() -> impl Strategy<Value = String> {
         pick(&[None, Some(1), Some(2)]),
         pick(&SELECTORS),
         prop::option::weighted(0.2, pick(&NS_SELECTORS)),
-        prop::collection::vec(rule(true), 1..4),
-        prop::collection::vec(rule(false), 0..3),
+        rule_list(true, 1..4),
+        rule_list(false, 0..3),
         pick(&["", "types: [Ingress]", "types: [Egress]", "types: [Ingress, Egress]"]),
         prop::sample::select(&[false, false, false, true][..]),
     );
@@ -585,6 +643,11 @@ fn compiled_equals_reference() {
         let mut cov = coverage.borrow_mut();
         cov.bundles_loaded += 1;
         let indexed = snap.indexed_segments() > 0;
+        let keyed = snap.keyed_rules();
+        let identity_keyed = keyed[1] + keyed[2] > 0;
+        if identity_keyed {
+            cov.hit("bundle:identity-keyed");
+        }
         for template in &requests {
             // "OWN": the identity of the workload owning that end's IP (none for an IP no
             // workload owns).
@@ -650,6 +713,18 @@ fn compiled_equals_reference() {
                 if indexed && p.kind == palisade::model::PolicyKind::AuthorizationPolicy {
                     cov.hit("policy:iap-indexed");
                 }
+                // A Calico rule with a selector on its end decided: with every selector under
+                // the index's cap, it was found by a source or destination identity lookup.
+                let rule = fast
+                    .side
+                    .zip(fast.rule)
+                    .and_then(|(side, r)| p.rules(side).and_then(|rules| rules.get(usize::try_from(r).ok()?)));
+                if identity_keyed
+                    && let Some(palisade::model::Rule { matcher: palisade::model::RuleMatch::Calico(c), .. }) = rule
+                    && (c.source.selector.is_some() || c.destination.selector.is_some())
+                {
+                    cov.hit("policy:calico-identity-indexed");
+                }
             }
             match fast.staged {
                 Some(Action::Allow) => cov.hit("staged:allow"),
@@ -695,6 +770,8 @@ fn compiled_equals_reference() {
         "policy:knp",
         "policy:iap",
         "policy:iap-indexed",
+        "policy:calico-identity-indexed",
+        "bundle:identity-keyed",
         "policy:calico",
         "policy:cnp",
         "missing:peer-authentication",

@@ -111,6 +111,33 @@ impl IdSet {
         }
     }
 
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        match self {
+            IdSet::Sparse(v) => v.len(),
+            IdSet::Dense(w) => w.iter().map(|w| w.count_ones() as usize).sum(),
+        }
+    }
+
+    /// The members, ascending (compile time).
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        let (sparse, dense): (&[u32], &[u64]) = match self {
+            IdSet::Sparse(v) => (v, &[]),
+            IdSet::Dense(w) => (&[], w),
+        };
+        sparse.iter().copied().chain(dense.iter().enumerate().flat_map(|(wi, &w)| {
+            let mut w = w;
+            std::iter::from_fn(move || {
+                if w == 0 {
+                    return None;
+                }
+                let t = w.trailing_zeros();
+                w &= w - 1;
+                Some(wi as u32 * 64 + t)
+            })
+        }))
+    }
+
     pub fn heap_bytes(&self) -> usize {
         match self {
             IdSet::Sparse(v) => v.len() * 4,
@@ -147,6 +174,9 @@ mod tests {
         let dense = IdSet::from_bits(&b);
         assert!(matches!(dense, IdSet::Dense(_)));
         let sparse = IdSet::Sparse(b.iter().collect());
+        assert_eq!(dense.iter().collect::<Vec<_>>(), sparse.iter().collect::<Vec<_>>());
+        assert_eq!(dense.len(), 334);
+        assert_eq!(sparse.len(), 334);
         for i in 0..1000 {
             assert_eq!(dense.contains(i), sparse.contains(i));
             assert_eq!(dense.contains(i), i % 3 == 0);

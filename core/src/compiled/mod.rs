@@ -11,10 +11,12 @@
 //!   segment map that returns *every* covering set;
 //! * CIDRs and ports become sorted merged ranges, named ports are interned, HTTP methods and
 //!   paths are pre-normalised;
-//! * a tier segment whose rules name exact principals (Istio ALLOW policies, mostly) gets a
-//!   principal index ([`principal_index`]): per principal, the ordered rules that can match
-//!   it, so a request evaluates the rules that concern its caller, not every rule of the
-//!   tier; and an Istio rule of the common shape is matched on interned principal ids.
+//! * a tier segment whose rules are keyed (Calico rules with a source or destination
+//!   selector, Istio rules naming exact principals) gets a rule index ([`rule_index`]): per
+//!   source identity, destination identity and principal, the ordered rules that can match
+//!   it, so a request evaluates the rules that concern its two ends and its caller, not
+//!   every rule of the tier; and an Istio rule of the common shape is matched on interned
+//!   principal ids.
 //!
 //! A decision is then a few hash probes and binary searches plus a walk over the rules of
 //! the policies that apply to the two endpoints: no scan of all policies, no selector
@@ -24,6 +26,7 @@ mod idset;
 mod istio;
 mod principal_index;
 mod ranges;
+mod rule_index;
 mod selectors;
 mod walk;
 
@@ -33,8 +36,9 @@ use std::net::IpAddr;
 use rustc_hash::FxHashMap;
 
 use self::idset::IdSet;
-use self::principal_index::{PrincipalIds, SegIndex};
+use self::principal_index::PrincipalIds;
 use self::ranges::{IntervalMap, NetRanges, PortSet};
+use self::rule_index::SegIndex;
 use self::selectors::LabelIndex;
 use crate::config::Config;
 use crate::decision::Action;
@@ -46,8 +50,8 @@ use crate::selector::Expr;
 
 pub(crate) use walk::decide;
 
-/// Per segment of a list, on one side: its principal index, if it has one.
-type SideIndexes = Box<[Option<SegIndex>]>;
+/// Per segment of a list, on one side: its rule index in [`Program::indexes`], if it has one.
+type SideIndexes = Box<[Option<u32>]>;
 
 /// Index of a resolved selector in [`Program::selectors`].
 type SelId = u32;
@@ -64,9 +68,11 @@ pub(crate) struct Program {
     selectors: Box<[IdSet]>,
     /// Per-(identity, direction) policy lists, interned.
     lists: Box<[PolicyList]>,
-    /// Per list, per side (`[ingress, egress]`), per segment: the principal index, where
-    /// the segment has enough rules keyed on exact principals.
+    /// Per list, per side (`[ingress, egress]`), per segment: the rule index, where the
+    /// segment has keyed rules.
     seg_index: Box<[[SideIndexes; 2]]>,
+    /// Rule indexes, shared by identical segments on the same side.
+    indexes: Box<[SegIndex]>,
     /// Principals named by indexed or simple rules.
     principals: PrincipalIds,
     /// Whether any indexed or simple rule names a principal (the request's is then looked up).
@@ -453,25 +459,34 @@ impl Program {
             per_identity.push(out);
         }
 
-        // Principal indexes of the segments with many rules keyed on exact principals.
+        // Rule indexes of the segments with keyed rules, one per distinct (segment, side).
         let mut principals = std::mem::take(&mut c.principals);
-        let seg_index: Box<[[SideIndexes; 2]]> = lists
-            .iter()
-            .map(|l| {
-                [crate::Side::Ingress, crate::Side::Egress].map(|side| {
-                    l.segments
-                        .iter()
-                        .map(|seg| {
-                            let rules = seg
-                                .policies
-                                .iter()
-                                .map(|&pid| policies.get(pid as usize).map(|p| p.rules(side)).unwrap_or_default());
-                            SegIndex::build(rules, &mut principals)
-                        })
-                        .collect()
-                })
-            })
-            .collect();
+        let mut indexes: Vec<SegIndex> = Vec::new();
+        let mut index_of: FxHashMap<(&Segment, usize), Option<u32>> = FxHashMap::default();
+        let mut seg_index: Vec<[SideIndexes; 2]> = Vec::with_capacity(lists.len());
+        for l in &lists {
+            let mut sides: [SideIndexes; 2] = Default::default();
+            for (slot, side) in [(0usize, crate::Side::Ingress), (1, crate::Side::Egress)] {
+                let mut per_seg = Vec::with_capacity(l.segments.len());
+                for seg in l.segments.iter() {
+                    let id = *index_of.entry((seg, slot)).or_insert_with(|| {
+                        let rules = seg
+                            .policies
+                            .iter()
+                            .map(|&pid| policies.get(pid as usize).map(|p| p.rules(side)).unwrap_or_default());
+                        let ix = SegIndex::build(rules, &c.selectors, &mut principals)?;
+                        indexes.push(ix);
+                        Some((indexes.len() - 1) as u32)
+                    });
+                    per_seg.push(id);
+                }
+                if let Some(s) = sides.get_mut(slot) {
+                    *s = per_seg.into_boxed_slice();
+                }
+            }
+            seg_index.push(sides);
+        }
+        let seg_index = seg_index.into_boxed_slice();
         let has_principal_ids = !principals.is_empty();
 
         // 4. Endpoints and addresses.
@@ -526,6 +541,7 @@ impl Program {
             selectors: c.selectors.into_boxed_slice(),
             lists: lists.into_boxed_slice(),
             seg_index,
+            indexes: indexes.into_boxed_slice(),
             principals,
             has_principal_ids,
             policies: policies.into_boxed_slice(),
@@ -541,6 +557,18 @@ impl Program {
     /// Number of indexed segments (over lists and sides).
     pub fn indexed_segments(&self) -> usize {
         self.seg_index.iter().flatten().flatten().filter(|i| i.is_some()).count()
+    }
+
+    /// Rules keyed by the distinct rule indexes: on principals, source identities and
+    /// destination identities.
+    pub fn keyed_rules(&self) -> [usize; 3] {
+        let mut out = [0usize; 3];
+        for ix in self.indexes.iter() {
+            for (o, k) in out.iter_mut().zip(ix.keyed()) {
+                *o += k as usize;
+            }
+        }
+        out
     }
 
     /// Approximate heap bytes held by the program (for the memory report).
@@ -560,7 +588,8 @@ impl Program {
         let sels: usize = self.selectors.iter().map(|s| s.heap_bytes() + 24).sum();
         let lists: usize =
             self.lists.iter().map(|l| l.segments.iter().map(|s| 24 + s.policies.len() * 4).sum::<usize>()).sum();
-        let index: usize = self.seg_index.iter().flatten().flatten().flatten().map(|i| i.heap_bytes() + 8).sum();
+        let index: usize = self.seg_index.iter().flatten().map(|s| s.len() * 8).sum::<usize>()
+            + self.indexes.iter().map(|i| i.heap_bytes() + std::mem::size_of::<SegIndex>()).sum::<usize>();
         eps + ips + sels + lists + index + self.principals.heap_bytes() + self.netsets.heap_bytes()
     }
 }

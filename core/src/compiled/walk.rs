@@ -66,6 +66,20 @@ struct Ctx<'r, 'p> {
     principal_id: Option<u32>,
 }
 
+impl Ctx<'_, '_> {
+    /// The request's keys for the rule index.
+    #[inline]
+    fn keys(&self) -> super::rule_index::Keys<'_> {
+        super::rule_index::Keys {
+            principal: self.principal_id,
+            src_identity: self.src.endpoint.map(|e| e.identity),
+            src_sets: self.src.sets,
+            dst_identity: self.dst.endpoint.map(|e| e.identity),
+            dst_sets: self.dst.sets,
+        }
+    }
+}
+
 /// A presented principal, checked once.
 enum Principal<'a> {
     Absent,
@@ -290,9 +304,9 @@ fn walk<R: Recorder>(
         let indexes = prog.seg_index.get(list_id as usize).and_then(|s| s.get(slot));
         for (si, seg) in list.segments.iter().enumerate() {
             let mut step = Step::Next;
-            match indexes.and_then(|x| x.get(si)).and_then(Option::as_ref) {
-                // Only the rules that may match this principal, in segment order.
-                Some(index) => index.for_candidates(ctx.principal_id, |pp, ri| {
+            match indexes.and_then(|x| x.get(si)).copied().flatten().and_then(|i| prog.indexes.get(i as usize)) {
+                // Only the rules that may match this request's keys, in segment order.
+                Some(index) => index.for_candidates(&ctx.keys(), |pp, ri| {
                     let Some(&pid) = seg.policies.get(pp as usize) else { return false };
                     let Some(rule) = prog.policies.get(pid as usize).and_then(|p| p.rules(side).get(ri as usize))
                     else {
