@@ -377,6 +377,14 @@ const char *palisade_version(void);
 palisade_engine *palisade_engine_new(const palisade_config *config, palisade_error **err);
 
 /**
+ * Creates an engine from a configuration given as YAML or JSON text (every key of the
+ * configuration, `trust_domain_aliases` and `default_namespace` included; empty text is
+ * the defaults). Returns NULL on error, with `*err` set when `err` is not NULL. Free with
+ * `palisade_engine_free`.
+ */
+palisade_engine *palisade_engine_new_from_config_text(palisade_str config, palisade_error **err);
+
+/**
  * Frees an engine. NULL is ignored. Snapshots pinned from it stay valid until released.
  */
 void palisade_engine_free(palisade_engine *engine);
@@ -456,6 +464,13 @@ palisade_status palisade_explain_json(const palisade_snapshot *snapshot,
                                       palisade_error **err);
 
 /**
+ * The documents of a pinned snapshot's bundle that Palisade read no access rule from, as
+ * an owned JSON string `[{"apiVersion", "kind", "count"}]` (free with
+ * `palisade_string_free`); NULL when `snapshot` is NULL.
+ */
+char *palisade_snapshot_skipped_json(const palisade_snapshot *snapshot);
+
+/**
  * Frees a string returned by Palisade. NULL is ignored.
  */
 void palisade_string_free(char *s);
@@ -469,6 +484,18 @@ palisade_status palisade_error_status(const palisade_error *err);
  * The error's message (NUL-terminated, borrowed from the error).
  */
 const char *palisade_error_message(const palisade_error *err);
+
+/**
+ * Every error of a rejected load, one located line each, the headline first
+ * (NUL-terminated, borrowed from the error); the message itself for other errors.
+ */
+const char *palisade_error_report(const palisade_error *err);
+
+/**
+ * How many errors the load found (at most 100 are listed in the report; 1 for errors that
+ * are not load errors, 0 for NULL).
+ */
+size_t palisade_error_count(const palisade_error *err);
 
 /**
  * A stable lower-case code for the error kind (`syntax`, `schema`, `invalid`, `unsupported`,

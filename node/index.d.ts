@@ -64,6 +64,11 @@ export declare class Engine {
   explain(request: Request): string
   /** The generation of the snapshot in force (0 when nothing is loaded). */
   get generation(): number
+  /**
+   * The documents of the bundle in force that Palisade read no access rule from:
+   * `[{apiVersion, kind, count}]` (empty when nothing is loaded).
+   */
+  skipped(): any
 }
 
 /** The library version. */

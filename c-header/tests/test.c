@@ -132,6 +132,28 @@ int main(void) {
     palisade_error_free(err);
     err = NULL;
 
+    /* Every error of a load at once: the count, and the report with one line each. */
+    const char *two = "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: a}\nspec: {selector: \"((\"}\n---\n"
+                      "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicies\nmetadata: {name: b}\nspec: {}\n";
+    CHECK(palisade_engine_load(engine, two, strlen(two), &err) == PALISADE_STATUS_BUNDLE, "two errors status");
+    CHECK(palisade_error_count(err) == 2, "error count %zu", palisade_error_count(err));
+    CHECK(strstr(palisade_error_report(err), "GlobalNetworkPolicy a") != NULL &&
+              strstr(palisade_error_report(err), "did you mean GlobalNetworkPolicy") != NULL &&
+              strchr(palisade_error_report(err), '\n') != NULL,
+          "error report: %s", palisade_error_report(err));
+    palisade_error_free(err);
+    err = NULL;
+
+    /* A configuration as text: every key, trust-domain aliases included. */
+    palisade_engine *aliased = palisade_engine_new_from_config_text(str("trust_domain_aliases: [old.example]\n"), &err);
+    CHECK(aliased != NULL && err == NULL, "engine from config text");
+    palisade_engine_free(aliased);
+    CHECK(palisade_engine_new_from_config_text(str("trust_domain_aliases: [Bad_Domain]\n"), &err) == NULL &&
+              palisade_error_status(err) == PALISADE_STATUS_CONFIG,
+          "bad config text refused");
+    palisade_error_free(err);
+    err = NULL;
+
     /* Invalid UTF-8 and NULL arguments are errors, not crashes. */
     const char bad_utf8[] = {'a', (char)0xff, 'b'};
     CHECK(palisade_engine_load(engine, bad_utf8, sizeof bad_utf8, &err) == PALISADE_STATUS_INVALID_UTF8, "utf8 load");
@@ -148,6 +170,9 @@ int main(void) {
           err ? palisade_error_message(err) : "");
     palisade_snapshot *snap = palisade_engine_snapshot(engine);
     CHECK(snap != NULL && palisade_snapshot_generation(snap) == 1, "pinned generation 1");
+    char *skipped = palisade_snapshot_skipped_json(snap);
+    CHECK(skipped != NULL && skipped[0] == '[', "skipped json: %s", skipped ? skipped : "(null)");
+    palisade_string_free(skipped);
 
     /* Allow: frontend -> cart, GET /api/cart/42, frontend's certificate. */
     req = tcp(ip4(10, 1, 0, 5), "spiffe://cluster.local/ns/shop/sa/frontend", ip4(10, 1, 0, 9), 8080);

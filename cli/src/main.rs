@@ -113,18 +113,7 @@ fn read_input(path: &str) -> std::io::Result<Vec<u8>> {
 
 /// Every error of a rejected bundle, one per line, the headline first.
 fn load_errors(e: &palisade::LoadError) -> String {
-    let lines: Vec<String> = e.all().map(|x| LoadErrorLine(x).to_string()).collect();
-    lines.join("\n")
-}
-
-/// One error without the "(and N more errors)" tail: the others are printed too.
-struct LoadErrorLine<'a>(&'a palisade::LoadError);
-
-impl std::fmt::Display for LoadErrorLine<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let e = palisade::LoadError { others: Vec::new(), ..self.0.clone() };
-        write!(f, "{e}")
-    }
+    e.report()
 }
 
 fn load(args: &Args) -> Result<Engine, String> {

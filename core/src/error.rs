@@ -99,6 +99,23 @@ impl LoadError {
         std::iter::once(self).chain(self.others.iter())
     }
 
+    /// Every error of the load, one located line each, headline first: what the CLI prints
+    /// and the bindings carry as their message.
+    ///
+    /// ```
+    /// let text = "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: a}\nspec: {selector: 'x =='}\n---\n\
+    ///             apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: b}\nspec: {types: [Up]}\n";
+    /// let e = palisade::load::load(&[palisade::load::Source { name: "b.yaml", text }], &Default::default()).unwrap_err();
+    /// let report = e.report();
+    /// assert_eq!(report.lines().count(), 2);
+    /// assert!(report.lines().nth(1).unwrap().contains("GlobalNetworkPolicy b"));
+    /// ```
+    pub fn report(&self) -> String {
+        let lines: Vec<String> =
+            self.all().map(|e| LoadError { others: Vec::new(), ..e.clone() }.to_string()).collect();
+        lines.join("\n")
+    }
+
     pub(crate) fn at_field(mut self, field: impl Into<String>) -> Self {
         if self.field.is_none() {
             self.field = Some(field.into());

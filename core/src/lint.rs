@@ -197,6 +197,15 @@ pub fn skipped(bundle: &Bundle) -> Vec<String> {
         .collect()
 }
 
+/// The skipped documents as JSON, `[{"apiVersion", "kind", "count"}]`, for the bindings.
+pub fn skipped_json(bundle: &Bundle) -> serde_json::Value {
+    bundle
+        .skipped_kinds
+        .iter()
+        .map(|((api, kind), n)| serde_json::json!({"apiVersion": api, "kind": kind, "count": n}))
+        .collect()
+}
+
 /// Notes about what a bundle holds that does not change decisions the way a reader might
 /// expect: skipped kinds ([`skipped`]), RequestAuthentications, host-endpoint policies.
 /// `lint` prints these after its warnings.

@@ -48,6 +48,10 @@ pub struct palisade_error {
     object: Option<CString>,
     field: Option<CString>,
     document: i64,
+    /// Every error of a rejected load, one per line (the message for other errors).
+    report: CString,
+    /// How many errors the load found (1 for errors that are not load errors).
+    count: usize,
 }
 
 /// A policy decision point: holds the snapshot in force.
@@ -292,6 +296,8 @@ fn make_error(status: palisade_status, kind: &str, message: &str) -> Box<palisad
         object: None,
         field: None,
         document: -1,
+        report: cstring(message),
+        count: 1,
     })
 }
 
@@ -301,6 +307,8 @@ fn load_error(e: &LoadError) -> Box<palisade_error> {
     err.object = e.object.as_deref().map(cstring);
     err.field = e.field.as_deref().map(cstring);
     err.document = e.document.map(|d| d as i64).unwrap_or(-1);
+    err.report = cstring(&e.report());
+    err.count = 1 + e.others.len();
     err
 }
 
@@ -388,6 +396,36 @@ pub unsafe extern "C" fn palisade_engine_new(
         }
         out = Box::into_raw(Box::new(palisade_engine { engine: Engine::new(cfg) }));
         palisade_status::Ok
+    });
+    if status == palisade_status::Panic {
+        unsafe { report(err, make_error(palisade_status::Panic, "panic", "internal error (panic caught)")) };
+    }
+    out
+}
+
+/// Creates an engine from a configuration given as YAML or JSON text (every key of the
+/// configuration, `trust_domain_aliases` and `default_namespace` included; empty text is
+/// the defaults). Returns NULL on error, with `*err` set when `err` is not NULL. Free with
+/// `palisade_engine_free`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn palisade_engine_new_from_config_text(
+    config: palisade_str,
+    err: *mut *mut palisade_error,
+) -> *mut palisade_engine {
+    let mut out: *mut palisade_engine = std::ptr::null_mut();
+    let status = guard(|| {
+        // SAFETY: the caller passes a valid palisade_str (or a NULL pointer for none).
+        let text = match unsafe { read_str(config) } {
+            Ok(t) => t.unwrap_or_default(),
+            Err(s) => return unsafe { report(err, make_error(s, "config", "the configuration is not UTF-8")) },
+        };
+        match Config::from_yaml(text) {
+            Ok(cfg) => {
+                out = Box::into_raw(Box::new(palisade_engine { engine: Engine::new(cfg) }));
+                palisade_status::Ok
+            }
+            Err(e) => unsafe { report(err, make_error(palisade_status::Config, "config", &e.to_string())) },
+        }
     });
     if status == palisade_status::Panic {
         unsafe { report(err, make_error(palisade_status::Panic, "panic", "internal error (panic caught)")) };
@@ -818,6 +856,22 @@ pub unsafe extern "C" fn palisade_explain_json(
     status
 }
 
+/// The documents of a pinned snapshot's bundle that Palisade read no access rule from, as
+/// an owned JSON string `[{"apiVersion", "kind", "count"}]` (free with
+/// `palisade_string_free`); NULL when `snapshot` is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn palisade_snapshot_skipped_json(snapshot: *const palisade_snapshot) -> *mut c_char {
+    if snapshot.is_null() {
+        return std::ptr::null_mut();
+    }
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: checked non-NULL.
+        let snap = unsafe { &*snapshot };
+        cstring(&palisade_core::lint::skipped_json(snap.snapshot.bundle()).to_string()).into_raw()
+    }))
+    .unwrap_or(std::ptr::null_mut())
+}
+
 /// Frees a string returned by Palisade. NULL is ignored.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn palisade_string_free(s: *mut c_char) {
@@ -845,6 +899,28 @@ pub unsafe extern "C" fn palisade_error_message(err: *const palisade_error) -> *
     }
     // SAFETY: checked non-NULL.
     unsafe { &*err }.message.as_ptr()
+}
+
+/// Every error of a rejected load, one located line each, the headline first
+/// (NUL-terminated, borrowed from the error); the message itself for other errors.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn palisade_error_report(err: *const palisade_error) -> *const c_char {
+    if err.is_null() {
+        return c"(null error)".as_ptr();
+    }
+    // SAFETY: checked non-NULL.
+    unsafe { &*err }.report.as_ptr()
+}
+
+/// How many errors the load found (at most 100 are listed in the report; 1 for errors that
+/// are not load errors, 0 for NULL).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn palisade_error_count(err: *const palisade_error) -> usize {
+    if err.is_null() {
+        return 0;
+    }
+    // SAFETY: checked non-NULL.
+    unsafe { &*err }.count
 }
 
 /// A stable lower-case code for the error kind (`syntax`, `schema`, `invalid`, `unsupported`,

@@ -65,6 +65,20 @@ test('errors carry a code and the location', () => {
     },
   )
   assert.equal(engine.generation, 0)
+  const two = "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: a}\nspec: {selector: '(('}\n---\n" +
+    "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicies\nmetadata: {name: b}\nspec: {}\n"
+  assert.throws(
+    () => engine.loadYaml(two),
+    (e) => {
+      assert.deepEqual(e.errors.map((x) => x.object), ['GlobalNetworkPolicy a', 'GlobalNetworkPolicies b'])
+      assert.equal(e.message.split('\n').length, 2)
+      return true
+    },
+  )
+  const withSkipped = new Engine()
+  withSkipped.loadYaml("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: n}\n")
+  assert.deepEqual(withSkipped.skipped(), [{ apiVersion: 'apps/v1', kind: 'Deployment', count: 1 }])
+  assert.throws(() => new Engine({ trust_domain_aliases: ['Bad_Domain'] }), (e) => e.code === 'CONFIG_ERROR')
   assert.throws(() => new Engine({ no_policy_action: 'maybe' }), (e) => e.code === 'CONFIG_ERROR' && e.field === 'no_policy_action')
   const loaded = Engine.fromPaths([shopDir])
   const bogus = { source: { ip: 'nope' }, destination: { ip: '10.1.0.9', port: 80 } }

@@ -31,11 +31,25 @@ fn throw(env: &Env, code: &str, message: &str, fields: &[(&str, Value)]) -> Erro
 
 fn load_error(env: &Env, e: &LoadError) -> Error {
     let opt = |s: &Option<String>| s.clone().map(Value::String).unwrap_or(Value::Null);
+    let all: Vec<Value> = e
+        .all()
+        .map(|x| {
+            serde_json::json!({
+                "kind": x.kind.as_str(),
+                "file": if x.file.is_empty() { Value::Null } else { Value::String(x.file.clone()) },
+                "document": x.document,
+                "object": x.object,
+                "field": x.field,
+                "detail": x.message,
+            })
+        })
+        .collect();
     throw(
         env,
         "BUNDLE_ERROR",
-        &e.to_string(),
+        &e.report(),
         &[
+            ("errors", Value::Array(all)),
             ("kind", Value::String(e.kind.as_str().into())),
             ("file", if e.file.is_empty() { Value::Null } else { Value::String(e.file.clone()) }),
             ("document", e.document.map(Value::from).unwrap_or(Value::Null)),
@@ -254,6 +268,13 @@ impl Engine {
     #[napi(getter)]
     pub fn generation(&self) -> i64 {
         self.inner.snapshot().map(|s| s.generation() as i64).unwrap_or(0)
+    }
+
+    /// The documents of the bundle in force that Palisade read no access rule from:
+    /// `[{apiVersion, kind, count}]` (empty when nothing is loaded).
+    #[napi]
+    pub fn skipped(&self) -> Value {
+        self.inner.snapshot().map(|s| palisade_core::lint::skipped_json(s.bundle())).unwrap_or(Value::Array(Vec::new()))
     }
 }
 

@@ -18,8 +18,23 @@ create_exception!(_palisade, ConfigError, PalisadeError, "A configuration is inv
 create_exception!(_palisade, RequestError, PalisadeError, "A request cannot be parsed (strict mode).");
 
 fn bundle_error(py: Python<'_>, e: &LoadError) -> PyErr {
-    let err = BundleError::new_err(e.to_string());
+    // The message lists every error of the load, one per line; `errors` has them as dicts.
+    let err = BundleError::new_err(e.report());
     let v = err.value(py);
+    let all: Vec<std::collections::BTreeMap<&str, Option<String>>> = e
+        .all()
+        .map(|x| {
+            std::collections::BTreeMap::from([
+                ("kind", Some(x.kind.as_str().to_string())),
+                ("file", (!x.file.is_empty()).then(|| x.file.clone())),
+                ("document", x.document.map(|d| d.to_string())),
+                ("object", x.object.clone()),
+                ("field", x.field.clone()),
+                ("message", Some(x.message.clone())),
+            ])
+        })
+        .collect();
+    let _ = v.setattr("errors", all);
     let _ = v.setattr("kind", e.kind.as_str());
     let _ = v.setattr("file", if e.file.is_empty() { None } else { Some(e.file.clone()) });
     let _ = v.setattr("document", e.document);
@@ -444,6 +459,15 @@ impl Engine {
     #[getter]
     fn generation(&self) -> u64 {
         self.engine.snapshot().map(|s| s.generation()).unwrap_or(0)
+    }
+
+    /// The documents of the bundle in force that Palisade read no access rule from, as
+    /// `(apiVersion, kind, count)` tuples (empty when nothing is loaded).
+    fn skipped(&self) -> Vec<(String, String, usize)> {
+        self.engine
+            .snapshot()
+            .map(|s| s.bundle().skipped_kinds.iter().map(|((a, k), n)| (a.clone(), k.clone(), *n)).collect())
+            .unwrap_or_default()
     }
 }
 

@@ -96,6 +96,32 @@ def test_bundle_error_attributes(root):
         palisade.Engine.from_paths([str(root / "no-such-dir")])
 
 
+def test_every_load_error_and_skipped_kinds(root):
+    e = palisade.Engine()
+    two = (
+        "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: a}\nspec: {selector: '(('}\n---\n"
+        "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicies\nmetadata: {name: b}\nspec: {}\n"
+    )
+    with pytest.raises(palisade.BundleError) as err:
+        e.load_yaml(two)
+    errors = err.value.errors
+    assert [x["object"] for x in errors] == ["GlobalNetworkPolicy a", "GlobalNetworkPolicies b"]
+    assert "did you mean GlobalNetworkPolicy" in errors[1]["message"]
+    assert len(str(err.value).splitlines()) == 2
+    ok = palisade.Engine()
+    ok.load_yaml("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: n}\n")
+    assert ok.skipped() == [("apps/v1", "Deployment", 1)]
+
+
+def test_trust_domain_aliases(root):
+    e = palisade.Engine.from_paths([str(root / "examples" / "shop")], config={"trust_domain_aliases": ["old.example"]})
+    own = e.decide(src_ip="10.1.0.5", src_principal="spiffe://old.example/ns/shop/sa/frontend", dst_ip="10.1.0.9", dst_port=8080, method="GET", path="/api/cart/42")
+    assert own.reason != "identity_mismatch"
+    other = palisade.Engine.from_paths([str(root / "examples" / "shop")])
+    d = other.decide(src_ip="10.1.0.5", src_principal="spiffe://old.example/ns/shop/sa/frontend", dst_ip="10.1.0.9", dst_port=8080, method="GET", path="/api/cart/42")
+    assert d.reason == "identity_mismatch"
+
+
 def test_config(root):
     e = palisade.Engine.from_paths([str(root / "examples" / "shop")], config={"require_peer_identity": True})
     assert e.decide(src_ip="10.1.0.5", dst_ip="10.1.0.9", dst_port=8080).reason == "missing_peer_identity"
