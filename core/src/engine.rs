@@ -13,6 +13,7 @@ use crate::explain::Explanation;
 use crate::load::Source;
 use crate::request::Request;
 use crate::snapshot::Snapshot;
+use crate::store::{self, ApplyReport, Change, Store};
 
 /// A policy decision point.
 ///
@@ -49,13 +50,19 @@ pub struct Engine {
     config: Config,
     current: ArcSwapOption<Snapshot>,
     generation: AtomicU64,
-    writer: Mutex<()>,
+    /// The objects of the snapshot in force; the lock is also the writers' turn.
+    writer: Mutex<Store>,
 }
 
 impl Engine {
     /// An engine with nothing loaded.
     pub fn new(config: Config) -> Engine {
-        Engine { config, current: ArcSwapOption::empty(), generation: AtomicU64::new(0), writer: Mutex::new(()) }
+        Engine {
+            config,
+            current: ArcSwapOption::empty(),
+            generation: AtomicU64::new(0),
+            writer: Mutex::new(Store::default()),
+        }
     }
 
     /// The configuration.
@@ -66,12 +73,77 @@ impl Engine {
     /// Loads, compiles and swaps in a bundle; returns its generation. All-or-nothing.
     pub fn load(&self, sources: &[Source<'_>]) -> Result<u64, LoadError> {
         // Writers take turns so generations are swapped in order; readers never wait.
-        let _turn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut store = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut errors = crate::load::Errors::default();
+        let docs = crate::load::documents(sources, &self.config, &mut errors);
+        let bundle = crate::load::build(docs.clone(), &self.config, errors)?;
+        let objects = Store::from_docs(docs, &self.config)?;
+        let generation = self.swap(bundle);
+        *store = objects;
+        Ok(generation)
+    }
+
+    fn swap(&self, bundle: crate::model::Bundle) -> u64 {
         let generation = self.generation.load(Ordering::Acquire) + 1;
-        let snapshot = Snapshot::build(sources, &self.config, generation)?;
+        let snapshot = Snapshot::from_bundle(bundle, &self.config, generation);
         self.current.store(Some(Arc::new(snapshot)));
         self.generation.store(generation, Ordering::Release);
-        Ok(generation)
+        generation
+    }
+
+    /// Applies a change set (upserts and deletes) to the objects in force, all-or-nothing:
+    /// if any change or the resulting set of objects fails validation, nothing changes
+    /// (an object keeps its last valid version, a new invalid object is not added) and the
+    /// error lists every failure. The new snapshot is built from the stored, already
+    /// parsed objects; only the changes' own text is parsed. Readers keep deciding on the
+    /// old snapshot until the swap. See [`crate::store`].
+    ///
+    /// ```
+    /// use palisade::{Engine, Config, OwnedRequest, store::Change};
+    /// use serde_json::json;
+    ///
+    /// let engine = Engine::new(Config::default());
+    /// let pod = json!({"apiVersion": "v1", "kind": "Pod",
+    ///     "metadata": {"name": "web", "namespace": "shop"}, "status": {"podIP": "10.0.0.2"}});
+    /// engine.apply(vec![Change::upsert(pod)]).unwrap();
+    /// let policy = "apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\n\
+    ///     metadata: {name: web, namespace: shop}\n\
+    ///     spec: {ingress: [{action: Allow, protocol: TCP, destination: {ports: [80]}}]}\n";
+    /// engine.apply(vec![Change::upsert_text("web.yaml", policy)]).unwrap();
+    /// let req = OwnedRequest::from_json(
+    ///     r#"{"source": {"ip": "10.0.0.1"}, "destination": {"ip": "10.0.0.2", "port": 80}}"#,
+    /// ).unwrap();
+    /// assert!(engine.decide(&req.as_request()).allowed());
+    /// engine.apply(vec![Change::delete("projectcalico.org", "NetworkPolicy", Some("shop"), "web")]).unwrap();
+    /// assert!(!engine.decide(&req.as_request()).allowed());
+    /// ```
+    pub fn apply(&self, changes: Vec<Change>) -> Result<ApplyReport, LoadError> {
+        self.apply_with(changes, store::build)
+    }
+
+    /// Applies a change set, leaving out the upserts that fail validation and returning
+    /// them in [`ApplyReport::rejected`] (an existing object keeps its last valid version, a
+    /// new one stays absent). Fails, changing nothing, only when the objects do not validate
+    /// even without them (a delete that breaks another object). What live sources use.
+    pub fn apply_lenient(&self, changes: Vec<Change>) -> Result<ApplyReport, LoadError> {
+        self.apply_with(changes, store::build_lenient)
+    }
+
+    fn apply_with(
+        &self,
+        changes: Vec<Change>,
+        build: fn(&Store, &[Change], &Config) -> Result<store::Built, LoadError>,
+    ) -> Result<ApplyReport, LoadError> {
+        let mut store = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let built = build(&store, &changes, &self.config)?;
+        let generation = self.swap(built.bundle);
+        *store = built.store;
+        Ok(ApplyReport { generation, ..built.report })
+    }
+
+    /// How many objects the engine holds (those of the snapshot in force).
+    pub fn object_count(&self) -> usize {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Loads a bundle given as one YAML or JSON text.

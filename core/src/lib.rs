@@ -88,6 +88,7 @@ pub mod request;
 pub mod selector;
 pub mod snapshot;
 pub mod spiffe;
+pub mod store;
 mod strict;
 
 pub use config::Config;
@@ -97,6 +98,7 @@ pub use error::{ConfigError, LoadError, LoadErrorKind, RequestError, SelectorErr
 pub use explain::Explanation;
 pub use request::{Address, Auth, Direction, Headers, Http, Icmp, OwnedRequest, Request, StrList};
 pub use snapshot::Snapshot;
+pub use store::{ApplyReport, Change};
 
 /// The README's Rust examples, compiled and run as doc tests.
 #[doc = include_str!("../../README.md")]

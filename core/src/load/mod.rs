@@ -23,6 +23,7 @@ mod services;
 mod fs;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -45,13 +46,15 @@ pub struct Source<'a> {
 }
 
 /// A document, located.
+#[derive(Clone)]
 pub(crate) struct Doc {
     pub file: String,
     pub index: usize,
     /// The path inside the document's lists (`items[3]`, `items[0].items[2]`), when the
     /// object came from one.
     pub item: Option<String>,
-    pub value: Value,
+    /// Shared, so that the engine's object store and a build read one parsed copy.
+    pub value: Arc<Value>,
 }
 
 impl Doc {
@@ -116,13 +119,13 @@ impl Errors {
         r.map_err(|e| self.push(e)).ok()
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
 
     /// `Ok(value)` when nothing went wrong, else the headline with the others, in the order
     /// of the documents they are about (files are read in name order).
-    fn finish<T>(mut self, value: T) -> Result<T, LoadError> {
+    pub(crate) fn finish<T>(mut self, value: T) -> Result<T, LoadError> {
         self.list.sort_by(|a, b| {
             (a.file.as_str(), a.document.unwrap_or(usize::MAX))
                 .cmp(&(b.file.as_str(), b.document.unwrap_or(usize::MAX)))
@@ -160,7 +163,7 @@ fn is_list(value: &Value) -> bool {
 
 /// Unwraps `value` into `out`, lists recursively. Items of a typed list that lack their own
 /// `apiVersion` or `kind` (as the API server's list responses print them) take the list's.
-fn unwrap_lists(
+pub(crate) fn unwrap_lists(
     value: Value,
     file: &str,
     index: usize,
@@ -173,7 +176,7 @@ fn unwrap_lists(
         return;
     }
     if !is_list(&value) {
-        out.push(Doc { file: file.to_string(), index, item: path, value });
+        out.push(Doc { file: file.to_string(), index, item: path, value: Arc::new(value) });
         return;
     }
     let here = |e: LoadError| {
@@ -234,7 +237,7 @@ fn syntax_message(e: &serde_saphyr::Error) -> String {
 
 /// Parses sources into documents, unwrapping lists. Every source is parsed; the errors go
 /// to `errors`.
-fn documents(sources: &[Source<'_>], config: &Config, errors: &mut Errors) -> Vec<Doc> {
+pub(crate) fn documents(sources: &[Source<'_>], config: &Config, errors: &mut Errors) -> Vec<Doc> {
     let total: usize = sources.iter().map(|s| s.text.len()).sum();
     if total > config.max_bundle_bytes {
         errors.push(LoadError::new(
@@ -286,7 +289,33 @@ fn documents(sources: &[Source<'_>], config: &Config, errors: &mut Errors) -> Ve
 pub fn load(sources: &[Source<'_>], config: &Config) -> Result<Bundle, LoadError> {
     let mut errors = Errors::default();
     let docs = documents(sources, config, &mut errors);
-    let objects = object::classify(docs, &mut errors);
+    build(docs, config, errors)
+}
+
+/// Loads a bundle from documents that are already parsed (`(source name, value)` pairs, one
+/// object or `List` each), all-or-nothing, with the same validation and errors as [`load`].
+/// Nothing is parsed from text: this is the entry point for callers that hold objects as
+/// values (an informer's cache, the engine's object store).
+///
+/// ```
+/// let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+///     "metadata": {"name": "web", "namespace": "shop"}, "status": {"podIP": "10.0.0.2"}});
+/// let bundle = palisade::load::load_values(vec![("pod".to_string(), pod)], &palisade::Config::default()).unwrap();
+/// assert_eq!(bundle.endpoints.len(), 1);
+/// ```
+pub fn load_values(values: Vec<(String, Value)>, config: &Config) -> Result<Bundle, LoadError> {
+    let mut errors = Errors::default();
+    let mut docs = Vec::with_capacity(values.len());
+    for (index, (name, value)) in values.into_iter().enumerate() {
+        unwrap_lists(value, &name, index, None, 0, &mut docs, &mut errors);
+    }
+    build(docs, config, errors)
+}
+
+/// Validates and converts documents into a bundle; `errors` may already hold errors found
+/// while parsing (they are reported with the others).
+pub(crate) fn build(docs: Vec<Doc>, config: &Config, mut errors: Errors) -> Result<Bundle, LoadError> {
+    let objects = object::classify(docs, &config.default_namespace, &mut errors);
     if errors.is_empty()
         && objects.policy_objects() == 0
         && objects.inventory_objects() == 0
@@ -365,6 +394,42 @@ pub fn load(sources: &[Source<'_>], config: &Config) -> Result<Bundle, LoadError
     let sets = calico::network_sets(&objects.network_sets, &bundle.namespaces, &mut errors);
     bundle.network_sets = sets;
     errors.finish(bundle)
+}
+
+/// The identity under which the object store keeps a document: the loader's own
+/// [`ObjectRef`] for a kind it reads (group folded, namespace defaulted), the raw metadata
+/// for a kind it skips. An error when the document is invalid on its own.
+pub(crate) fn object_key(doc: &Doc, config: &Config) -> Result<ObjectRef, LoadError> {
+    let mut errors = Errors::default();
+    let objects = object::classify(vec![doc.clone()], &config.default_namespace, &mut errors);
+    errors.finish(())?;
+    let read = objects
+        .tiers
+        .iter()
+        .chain(&objects.policies)
+        .chain(&objects.network_sets)
+        .chain(&objects.pods)
+        .chain(&objects.namespaces)
+        .chain(&objects.service_accounts)
+        .chain(&objects.peer_authentications)
+        .chain(&objects.request_authentications)
+        .chain(&objects.k8s_services)
+        .chain(&objects.endpoint_slices)
+        .next();
+    if let Some(o) = read {
+        return Ok(o.id.clone());
+    }
+    let v = &doc.value;
+    let text = |x: Option<&Value>| x.and_then(Value::as_str).unwrap_or_default().to_string();
+    let api = text(v.get("apiVersion"));
+    let group = match api.rsplit_once('/') {
+        Some(("crd.projectcalico.org", _)) => "projectcalico.org".to_string(),
+        Some((g, _)) => g.to_string(),
+        None => String::new(),
+    };
+    let meta = v.get("metadata");
+    let namespace = Some(text(meta.and_then(|m| m.get("namespace")))).filter(|n| !n.is_empty());
+    Ok(ObjectRef { group, kind: text(v.get("kind")), namespace, name: text(meta.and_then(|m| m.get("name"))) })
 }
 
 /// Namespace label maps with the derived name label, and which namespaces exist.
