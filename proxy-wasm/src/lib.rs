@@ -308,6 +308,24 @@ struct HttpFilter {
     shared: Shared,
 }
 
+/// Folds repeated headers into one, values joined by `,` in the order received, as Envoy's
+/// header matchers see them (`getAllOfHeaderAsString`). The core reads one value per name:
+/// without folding, `x-evil: 2` then `x-evil: 1` would be judged by its first value while a
+/// backend may read its last.
+fn fold_repeated<'a>(headers: impl Iterator<Item = &'a (String, String)>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (k, v) in headers {
+        match out.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(k)) {
+            Some((_, joined)) => {
+                joined.push(',');
+                joined.push_str(v);
+            }
+            None => out.push((k.clone(), v.clone())),
+        }
+    }
+    out
+}
+
 impl Context for HttpFilter {}
 
 impl HttpContext for HttpFilter {
@@ -324,7 +342,7 @@ impl HttpContext for HttpFilter {
             return self.deny("invalid_request: :method or :path missing");
         };
         let host = get(":authority");
-        let plain: Vec<(String, String)> = headers.iter().filter(|(k, _)| !k.starts_with(':')).cloned().collect();
+        let plain = fold_repeated(headers.iter().filter(|(k, _)| !k.starts_with(':')));
         let (allowed, why) = decide(&self.shared, Some((method, path, host, &plain)));
         if allowed { Action::Continue } else { self.deny(&why) }
     }

@@ -347,6 +347,36 @@ fn the_binding_holds_whatever_the_listener_trusts() {
 }
 
 #[test]
+fn repeated_headers_are_judged_as_envoy_joins_them() {
+    // A DENY on `x-evil: 1`: the value is judged whole, as Envoy's matchers see `2,1`, and a
+    // DENY written for the joined form catches the repeated header in either order.
+    let bundle = format!(
+        "{}\n---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: no-evil, namespace: shop}}\nspec:\n  selector: {{matchLabels: {{app: cart}}}}\n  action: DENY\n  rules: [{{when: [{{key: 'request.headers[x-evil]', values: ['1', '*,1', '1,*']}}]}}]\n",
+        shop_bundle()
+    );
+    let mut vm = vm(&config(&bundle, ""));
+    for order in [["2", "1"], ["1", "2"]] {
+        vm.set_connection(
+            Some("10.1.0.5:43122"),
+            Some("10.1.0.9:8080"),
+            Some(FRONTEND),
+            Some("cart.shop.svc.cluster.local"),
+        );
+        let headers = [
+            (":method", "GET"),
+            (":path", "/api/cart/42"),
+            (":authority", "cart.shop"),
+            ("x-evil", order[0]),
+            ("X-Evil", order[1]),
+        ];
+        let o = vm.http_request(&headers).unwrap();
+        assert_eq!(reason(&o), "rule", "{order:?}: {o:?}");
+    }
+    let o = get(&mut vm, "10.1.0.5:43122", Some(FRONTEND), "10.1.0.9:8080", "/api/cart/42");
+    assert!(o.allowed(), "{o:?}");
+}
+
+#[test]
 fn remote_ip_blocks_see_the_header_and_source_rules_do_not() {
     // SPEC 9.3: only `source.remote_ip` may come from a header (Istio `remoteIpBlocks`).
     let bundle = format!(
