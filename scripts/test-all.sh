@@ -7,6 +7,12 @@ export CARGO_TERM_COLOR=never
 
 step() { printf '\n== %s\n' "$*"; }
 
+# palisade-sync's tests start a real etcd (Debian's etcd-server); etcd-client (built by clippy and the tests) needs
+# protoc and the well-known-types .proto files (libprotobuf-dev).
+if ! command -v etcd >/dev/null || ! command -v protoc >/dev/null || [ ! -e /usr/include/google/protobuf/descriptor.proto ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server protobuf-compiler libprotobuf-dev >/dev/null
+fi
+
 step "format"
 cargo fmt --all --check
 
@@ -21,7 +27,7 @@ step "wasm32: the core, and the Envoy filter (target/wasm/.../palisade_filter.wa
 size=$(stat -c %s target/wasm/wasm32-unknown-unknown/release/palisade_filter.wasm)
 [ "$size" -lt 1048576 ] || { echo "the filter is $size bytes, over 1 MiB" >&2; exit 1; }
 
-step "tests (unit, integration, doc; the filter through the proxy-wasm host; the peers' agreement)"
+step "tests (unit, integration, doc; the filter through the proxy-wasm host; the peers' agreement; palisade-sync against a real etcd)"
 cargo test --workspace
 
 step "C ABI: header in sync, tests static/shared/valgrind/ASan, the README example"

@@ -77,6 +77,17 @@ impl Change {
         })
     }
 
+    /// The objects this change names (an upsert's objects, parsed; a delete's key): what a
+    /// live source must delete when the upstream item that produced it goes away.
+    pub fn object_refs(&self, config: &crate::Config) -> Result<Vec<ObjectRef>, LoadError> {
+        match stage(std::slice::from_ref(self), config).pop() {
+            Some(Ok(Staged::Upsert(docs))) => Ok(docs.into_iter().map(|(k, _)| k).collect()),
+            Some(Ok(Staged::Delete(k))) => Ok(vec![k]),
+            Some(Err(e)) => Err(e),
+            None => Ok(Vec::new()),
+        }
+    }
+
     fn source(&self) -> Option<&str> {
         match self {
             Change::Upsert { source, .. } | Change::UpsertText { source, .. } => Some(source),
