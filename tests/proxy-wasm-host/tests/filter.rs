@@ -135,7 +135,7 @@ fn bad_configuration_is_rejected_and_fails_closed() {
     assert!(reason(&o).starts_with("no_bundle"));
     for bad in [
         &b"not: [a bundle"[..],
-        b"{\"bundle\": \"apiVersion: v1\\nkind: Service\\nmetadata: {name: s}\\n\"}",
+        b"{\"bundle\": \"apiVersion: v1\\nkind: ConfigMap\\nmetadata: {name: s}\\n\"}",
         b"{\"bundle\": \"x\", \"colour\": 1}",
         &[0xff, 0xfe],
     ] {
