@@ -110,12 +110,14 @@ impl Engine {
     ///     metadata: {name: web, namespace: shop}\n\
     ///     spec: {ingress: [{action: Allow, protocol: TCP, destination: {ports: [80]}}]}\n";
     /// engine.apply(vec![Change::upsert_text("web.yaml", policy)]).unwrap();
-    /// let req = OwnedRequest::from_json(
-    ///     r#"{"source": {"ip": "10.0.0.1"}, "destination": {"ip": "10.0.0.2", "port": 80}}"#,
-    /// ).unwrap();
-    /// assert!(engine.decide(&req.as_request()).allowed());
+    /// let to = |port: u16| OwnedRequest::from_json(&format!(
+    ///     r#"{{"source": {{"ip": "10.0.0.1"}}, "destination": {{"ip": "10.0.0.2", "port": {port}}}}}"#,
+    /// )).unwrap();
+    /// assert!(engine.decide(&to(80).as_request()).allowed());
+    /// assert!(!engine.decide(&to(81).as_request()).allowed());
+    /// // Without the policy the namespace profile allows again.
     /// engine.apply(vec![Change::delete("projectcalico.org", "NetworkPolicy", Some("shop"), "web")]).unwrap();
-    /// assert!(!engine.decide(&req.as_request()).allowed());
+    /// assert!(engine.decide(&to(81).as_request()).allowed());
     /// ```
     pub fn apply(&self, changes: Vec<Change>) -> Result<ApplyReport, LoadError> {
         self.apply_with(changes, store::build)

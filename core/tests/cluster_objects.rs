@@ -335,3 +335,42 @@ fn host_endpoints_are_labelled_ip_sets_and_host_policy_stays_out() {
         assert_eq!(err.field.as_deref(), Some(field), "{spec}: {err}");
     }
 }
+
+/// Istio's layer is a sidecar's (found on the cluster example): it sees TCP only, and only
+/// workloads that run a sidecar; a dump shows which do.
+#[test]
+fn istio_objects_apply_to_sidecar_workloads_and_tcp_only() {
+    let mesh = format!(
+        "{}{}",
+        pa("istio-system", "default", "", "{mtls: {mode: STRICT}}"),
+        ap("istio-system", "deny-debug", "", "{action: DENY, rules: [{to: [{operation: {paths: ['/debug/*']}}]}]}")
+    );
+    let e = engine(&format!("{}{mesh}", inventory()));
+    let udp =
+        json!({"protocol": "UDP", "source": {"ip": "203.0.113.7"}, "destination": {"ip": "10.0.0.2", "port": 53}});
+    assert_eq!(reason(&e, &udp.to_string()), "allow no_policy");
+    assert_eq!(reason(&e, &req("203.0.113.7", None, "10.0.0.2", 53)), "deny missing_peer_identity");
+
+    // A dump that shows injection: b has an istio-proxy container, coredns none.
+    let dump = "apiVersion: v1\nkind: Namespace\nmetadata: {name: foo}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: kube-system}\n---\n\
+                apiVersion: v1\nkind: Pod\nmetadata: {name: b, namespace: foo, labels: {app: b}}\n\
+                spec: {serviceAccountName: b, containers: [{name: app}, {name: istio-proxy}]}\nstatus: {podIP: 10.0.0.2}\n---\n\
+                apiVersion: v1\nkind: Pod\nmetadata: {name: coredns, namespace: kube-system, labels: {k8s-app: kube-dns}}\n\
+                spec: {serviceAccountName: coredns, containers: [{name: coredns}]}\nstatus: {podIP: 10.0.0.3}\n---\n\
+                apiVersion: v1\nkind: Pod\nmetadata: {name: out, namespace: foo, labels: {app: b, sidecar.istio.io/inject: 'false'}}\n\
+                spec: {serviceAccountName: b, containers: [{name: app}]}\nstatus: {podIP: 10.0.0.4}\n---\n";
+    let e = engine(&format!("{dump}{mesh}"));
+    assert_eq!(reason(&e, &req("203.0.113.7", None, "10.0.0.2", 8080)), "deny missing_peer_identity");
+    assert_eq!(reason(&e, &req("203.0.113.7", None, "10.0.0.3", 8080)), "allow no_policy");
+    assert_eq!(reason(&e, &req("203.0.113.7", None, "10.0.0.4", 8080)), "allow no_policy");
+    let debug = json!({"source": {"ip": "203.0.113.7"}, "destination": {"ip": "10.0.0.3", "port": 8080}, "http": {"method": "GET", "path": "/debug/x"}});
+    assert_eq!(reason(&e, &debug.to_string()), "allow no_policy");
+    // Without injection markers anywhere (hand-written manifests), every workload is meshed,
+    // unless its namespace opts out.
+    let opted = "apiVersion: v1\nkind: Namespace\nmetadata: {name: plain, labels: {istio-injection: disabled}}\n---\n"
+        .to_string()
+        + &pod("plain", "p", "10.0.9.1", "p", "app: p");
+    let e = engine(&format!("{}{opted}{mesh}", inventory()));
+    assert_eq!(reason(&e, &req("203.0.113.7", None, "10.0.9.1", 80)), "allow no_policy");
+    assert_eq!(reason(&e, &req("203.0.113.7", None, "10.0.0.1", 80)), "deny missing_peer_identity");
+}

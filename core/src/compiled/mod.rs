@@ -79,6 +79,8 @@ pub(crate) struct Program {
     has_principal_ids: bool,
     policies: Box<[CPolicy]>,
     tiers: Box<[TierDefault]>,
+    /// Per tier: whether it is an Istio tier (skipped for requests that are not TCP).
+    istio_tiers: Box<[bool]>,
     no_policy_action: Action,
     require_peer_identity: bool,
     trust_domain: Box<str>,
@@ -546,6 +548,7 @@ impl Program {
             has_principal_ids,
             policies: policies.into_boxed_slice(),
             tiers: bundle.tiers.iter().map(|t| t.default_action).collect(),
+            istio_tiers: bundle.tiers.iter().map(crate::model::Tier::is_istio).collect(),
             no_policy_action: config.no_policy_action,
             require_peer_identity: config.require_peer_identity,
             trust_domain: config.trust_domain.as_str().into(),

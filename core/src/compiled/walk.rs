@@ -188,7 +188,8 @@ pub(crate) fn decide<R: Recorder>(prog: &Program, req: &Request<'_>, generation:
     if req.source.principal.is_none()
         && ingress_ep.is_some_and(|e| {
             (prog.require_peer_identity && src.endpoint.is_some())
-                || e.mtls.mode_for(req.destination.port) == crate::model::MtlsMode::Strict
+                || (req.protocol == proto::TCP
+                    && e.mtls.mode_for(req.destination.port) == crate::model::MtlsMode::Strict)
         })
     {
         return Decision::pre_policy(Reason::MissingPeerIdentity, Some(Peer::Source), generation);
@@ -303,6 +304,10 @@ fn walk<R: Recorder>(
     if let Some(list) = prog.lists.get(list_id as usize).filter(|l| !l.segments.is_empty()) {
         let indexes = prog.seg_index.get(list_id as usize).and_then(|s| s.get(slot));
         for (si, seg) in list.segments.iter().enumerate() {
+            // Istio's layer is a sidecar's: it sees TCP only.
+            if ctx.req.protocol != proto::TCP && prog.istio_tiers.get(seg.tier as usize) == Some(&true) {
+                continue;
+            }
             let mut step = Step::Next;
             match indexes.and_then(|x| x.get(si)).copied().flatten().and_then(|i| prog.indexes.get(i as usize)) {
                 // Only the rules that may match this request's keys, in segment order.

@@ -54,9 +54,10 @@ pub fn evaluate(bundle: &Bundle, config: &Config, req: &Request<'_>, generation:
     // 5. Required peer identity: the global switch (known source workloads), or the
     // destination workload's PeerAuthentication STRICT for the destination port (any source).
     let strict = || {
-        dst_ep
-            .and_then(|i| bundle.endpoints.get(i))
-            .is_some_and(|e| e.mtls.mode_for(req.destination.port) == MtlsMode::Strict)
+        req.protocol == proto::TCP
+            && dst_ep
+                .and_then(|i| bundle.endpoints.get(i))
+                .is_some_and(|e| e.mtls.mode_for(req.destination.port) == MtlsMode::Strict)
     };
     if req.source.principal.is_none()
         && eval_ingress
@@ -198,6 +199,10 @@ fn walk(ctx: &Ctx<'_>, ep: usize, side: Side, mode: Mode, hits: &mut Vec<Hit>) -
     let policies = applicable(ctx, ep, side, mode);
     for (tier_idx, tier) in ctx.bundle.tiers.iter().enumerate() {
         let tier_id = tier_idx as TierId;
+        // Istio's layer is a sidecar's: it sees TCP only.
+        if tier.is_istio() && ctx.req.protocol != proto::TCP {
+            continue;
+        }
         let in_tier: Vec<PolicyId> =
             policies.iter().copied().filter(|&p| ctx.bundle.policy(p).is_some_and(|p| p.tier == tier_id)).collect();
         let Some(&first) = in_tier.first() else {

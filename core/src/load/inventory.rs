@@ -55,12 +55,42 @@ struct RawPodSpec {
     host_network: Option<bool>,
     #[serde(default)]
     containers: Option<Vec<RawContainer>>,
+    #[serde(default)]
+    init_containers: Option<Vec<RawContainer>>,
 }
 
 #[derive(Deserialize)]
 struct RawContainer {
     #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
     ports: Option<Vec<RawContainerPort>>,
+}
+
+/// The label Palisade writes on every endpoint: `"true"` when the workload runs an Istio
+/// sidecar (so Istio's AuthorizationPolicy and PeerAuthentication apply to it), `"false"`
+/// otherwise. A pod's own label of this name is overwritten.
+pub(crate) const ISTIO_SIDECAR_LABEL: &str = "palisade.dev/istio-sidecar";
+
+/// What a pod says about its sidecar: `Some(true)` injected (an `istio-proxy` container or
+/// native sidecar, or the `sidecar.istio.io/status` annotation), `Some(false)` opted out
+/// (`sidecar.istio.io/inject: "false"` as a label or annotation), `None` silent.
+fn sidecar(obj: &Obj, spec: &RawPodSpec) -> Option<bool> {
+    let meta = obj.doc.value.get("metadata");
+    let annotation =
+        |k: &str| meta.and_then(|m| m.get("annotations")).and_then(|a| a.get(k)).and_then(serde_json::Value::as_str);
+    if obj.labels.get("sidecar.istio.io/inject").map(String::as_str) == Some("false")
+        || annotation("sidecar.istio.io/inject") == Some("false")
+    {
+        return Some(false);
+    }
+    let proxy = spec
+        .containers
+        .iter()
+        .flatten()
+        .chain(spec.init_containers.iter().flatten())
+        .any(|c| c.name.as_deref() == Some("istio-proxy"));
+    (proxy || annotation("sidecar.istio.io/status").is_some()).then_some(true)
 }
 
 #[derive(Deserialize)]
@@ -99,9 +129,18 @@ pub(crate) fn endpoints(
 ) -> Result<Vec<Endpoint>, LoadError> {
     let mut out = Vec::new();
     let mut owners: HashMap<IpAddr, usize> = HashMap::new();
-    for obj in pods {
+    // A dump shows injection when some pod carries a sidecar: then a pod without one is
+    // outside the mesh. A bundle that shows none (hand-written manifests) puts every
+    // workload in the mesh, unless it opts out.
+    let specs: Vec<Option<RawPodSpec>> = pods.iter().map(|o| typed(o.spec(), "spec").ok()).collect();
+    let shows_injection = pods.iter().zip(&specs).any(|(o, s)| s.as_ref().is_some_and(|s| sidecar(o, s) == Some(true)));
+    for (obj, parsed) in pods.iter().zip(specs) {
         let wrap = |e: LoadError| obj.err(e);
-        let spec: RawPodSpec = typed(obj.spec(), "spec").map_err(wrap)?;
+        let spec: RawPodSpec = match parsed {
+            Some(s) => s,
+            None => typed(obj.spec(), "spec").map_err(wrap)?,
+        };
+        let pod_sidecar = sidecar(obj, &spec);
         let status: RawPodStatus =
             typed(obj.doc.value.get("status").unwrap_or(&serde_json::Value::Null), "status").map_err(wrap)?;
         if spec.host_network == Some(true) || matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
@@ -138,6 +177,13 @@ pub(crate) fn endpoints(
         }
         labels.insert(NAMESPACE_LABEL.to_string(), ns.clone());
         labels.insert("projectcalico.org/orchestrator".to_string(), "k8s".to_string());
+        let ns_opted_out =
+            namespaces.get(&ns).and_then(|l| l.get("istio-injection")).map(String::as_str) == Some("disabled");
+        let meshed = match pod_sidecar {
+            Some(s) => s,
+            None => !shows_injection && !ns_opted_out,
+        };
+        labels.insert(ISTIO_SIDECAR_LABEL.to_string(), meshed.to_string());
         labels.insert(SERVICE_ACCOUNT_LABEL.to_string(), sa.clone());
         let mut ports = Vec::new();
         for (ci, c) in spec.containers.iter().flatten().enumerate() {

@@ -459,7 +459,8 @@ pub(crate) fn policy(obj: &Obj, bundle: &Bundle, config: &Config) -> Result<Poli
     let selector = if targeted {
         Expr::Not(Box::new(Expr::All))
     } else {
-        let mut parts = Vec::new();
+        // Only workloads that run a sidecar enforce Istio policy.
+        let mut parts = vec![Expr::Eq(super::inventory::ISTIO_SIDECAR_LABEL.into(), "true".into())];
         if ns != config.istio_root_namespace {
             parts.push(Expr::Eq(NAMESPACE_LABEL.into(), ns.clone()));
         }

@@ -160,6 +160,10 @@ pub(crate) fn resolve(endpoints: &mut [Endpoint], policies: &[PeerAuth], root_na
         by_namespace.entry(p.namespace.as_str()).or_default().push(p);
     }
     for e in endpoints {
+        // A workload without a sidecar takes no part in mutual TLS.
+        if e.labels.get(super::inventory::ISTIO_SIDECAR_LABEL).map(String::as_str) != Some("true") {
+            continue;
+        }
         let in_ns = by_namespace.get(e.namespace.as_str()).map(Vec::as_slice).unwrap_or_default();
         let namespace = oldest(in_ns.iter().copied().filter(|p| p.labels.is_none()));
         let workload = oldest(

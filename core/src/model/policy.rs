@@ -29,6 +29,14 @@ pub struct Tier {
     pub default_action: TierDefault,
 }
 
+impl Tier {
+    /// Whether this is one of the two tiers holding Istio AuthorizationPolicies. They apply
+    /// to TCP only: a sidecar intercepts TCP, and UDP, ICMP and SCTP pass it by.
+    pub fn is_istio(&self) -> bool {
+        self.name == "istio-deny" || self.name == "istio-allow"
+    }
+}
+
 /// The kind of a policy, as it appears in traces (`gnp:`, `np:` ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PolicyKind {
