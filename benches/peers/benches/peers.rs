@@ -1,6 +1,6 @@
 //! Criterion: every engine x N x request shape, on the same generated workload.
 //!
-//! Headline ids (`palisade`, `scan`, `cedar`, `regorus`, `casbin`) include what a caller does per
+//! Headline ids (`palisade` (Istio rule form), `palisade-calico` (Calico rule form), `scan`, `cedar`, `regorus`, `casbin`) include what a caller does per
 //! request (Palisade's borrowed request, Cedar's request and context, regorus' input
 //! value, casbin's argument tuple); `cedar-eval` and `regorus-eval` time the evaluation alone with the request
 //! built beforehand. `cargo run --release -p palisade-peers --bin peers-report` turns the
@@ -30,6 +30,7 @@ fn peers(c: &mut Criterion) {
     for n in sizes() {
         let w = Workload::generate(n);
         let Ok(palisade) = PalisadePeer::new(&w) else { return };
+        let Ok(palisade_calico) = PalisadePeer::new_calico(&w) else { return };
         let Ok(cedar) = CedarPeer::new(&w) else { return };
         let Ok(rego_program) = RegoProgram::new(&w) else { return };
         let Ok(mut rego) = rego_program.vm() else { return };
@@ -38,7 +39,14 @@ fn peers(c: &mut Criterion) {
         for shape in Shape::TIMED {
             let r = w.request(shape);
             // Agreement before speed: a cell whose engines disagree is not timed.
-            let verdicts = [palisade.decide(r), cedar.decide(r), rego.decide(r), scan.decide(r), casbin.decide(r)];
+            let verdicts = [
+                palisade.decide(r),
+                palisade_calico.decide(r),
+                cedar.decide(r),
+                rego.decide(r),
+                scan.decide(r),
+                casbin.decide(r),
+            ];
             if verdicts.iter().any(|&v| v != r.expect_allow) {
                 eprintln!("engines disagree at N = {n}, {}: {verdicts:?}; skipping", shape.name());
                 continue;
@@ -49,6 +57,9 @@ fn peers(c: &mut Criterion) {
             g.warm_up_time(Duration::from_millis(if slow { 300 } else { 500 }));
             g.measurement_time(Duration::from_secs(2));
             g.bench_with_input(BenchmarkId::new("palisade", n), r, |b, r| b.iter(|| palisade.decide(black_box(r))));
+            g.bench_with_input(BenchmarkId::new("palisade-calico", n), r, |b, r| {
+                b.iter(|| palisade_calico.decide(black_box(r)))
+            });
             g.bench_with_input(BenchmarkId::new("scan", n), r, |b, r| b.iter(|| scan.decide(black_box(r))));
             g.bench_with_input(BenchmarkId::new("cedar", n), r, |b, r| b.iter(|| cedar.decide(black_box(r))));
             if let Ok(q) = cedar.request(r) {

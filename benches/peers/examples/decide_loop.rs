@@ -1,5 +1,5 @@
 //! Decides one workload request in a loop, for profilers (`valgrind --tool=callgrind`):
-//! `decide_loop [N] [shape] [iterations]`.
+//! `decide_loop [N] [shape] [iterations] [istio|calico]` (the rule form, default Istio).
 
 use palisade_peers::palisade_peer::PalisadePeer;
 use palisade_peers::{Shape, Workload};
@@ -9,8 +9,9 @@ fn main() {
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
     let shape = args.next().unwrap_or_else(|| "first".into());
     let iters: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let calico = args.next().is_some_and(|f| f == "calico");
     let w = Workload::generate(n);
-    let Ok(p) = PalisadePeer::new(&w) else { return };
+    let Ok(p) = (if calico { PalisadePeer::new_calico(&w) } else { PalisadePeer::new(&w) }) else { return };
     let Some(&shape) = Shape::ALL.iter().find(|s| s.name() == shape) else { return };
     let r = w.request(shape);
     let mut allowed = 0usize;

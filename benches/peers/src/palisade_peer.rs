@@ -1,6 +1,11 @@
 //! The workload as a Palisade bundle: a Calico tier `blocklist` (deny the blocked ranges,
 //! then `Pass`), one Istio ALLOW AuthorizationPolicy per allow rule on the service (Istio's
 //! ALLOW layer ends in deny), the caller pods the principals belong to.
+//!
+//! [`calico_bundle`] is the same logical policy in Calico's own rule form (issue 21): one
+//! `NetworkPolicy` on the service with N ingress rules, rule `i` allowing source
+//! `serviceAccounts: {names: [client-i]}` (any namespace) on its port, method and path
+//! prefix; the `default` tier's end denies the rest.
 
 use std::fmt::Write as _;
 
@@ -11,6 +16,24 @@ use crate::workload::{PORTS, PeerRequest, SERVICE_IP, SERVICE_NAMESPACE, Workloa
 /// Renders the bundle (multi-document YAML).
 pub fn bundle(w: &Workload) -> String {
     let mut y = String::with_capacity(600 * w.n + 2_000);
+    common(w, &mut y);
+    for (i, r) in w.rules.iter().enumerate() {
+        let principal = r.principal.strip_prefix("spiffe://").unwrap_or(&r.principal);
+        let _ = write!(
+            y,
+            "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
+             metadata: {{name: allow-{i:05}, namespace: {SERVICE_NAMESPACE}}}\n\
+             spec:\n  selector: {{matchLabels: {{app: api}}}}\n  action: ALLOW\n  rules:\n\
+             \x20 - from: [{{source: {{principals: [\"{principal}\"]}}}}]\n\
+             \x20   to: [{{operation: {{ports: [\"{}\"], methods: [{}], paths: [\"{}*\"]}}}}]\n",
+            r.port, r.method, r.prefix
+        );
+    }
+    y
+}
+
+/// The rendered pods and blocklist tier, shared by both forms.
+fn common(w: &Workload, y: &mut String) {
     let ports: Vec<String> =
         PORTS.iter().enumerate().map(|(i, p)| format!("{{name: http-{i}, containerPort: {p}}}")).collect();
     let _ = write!(
@@ -36,16 +59,28 @@ pub fn bundle(w: &Workload) -> String {
          \x20 - action: Deny\n    source: {{nets: [{}]}}\n  - action: Pass\n",
         nets.join(", ")
     );
-    for (i, r) in w.rules.iter().enumerate() {
-        let principal = r.principal.strip_prefix("spiffe://").unwrap_or(&r.principal);
+}
+
+/// The workload in Calico's rule form: one `NetworkPolicy` with N `serviceAccounts` rules.
+pub fn calico_bundle(w: &Workload) -> String {
+    let mut y = String::with_capacity(400 * w.n + 2_000);
+    common(w, &mut y);
+    let _ = write!(
+        y,
+        "---\napiVersion: projectcalico.org/v3\nkind: NetworkPolicy\n\
+         metadata: {{name: allow-callers, namespace: {SERVICE_NAMESPACE}}}\n\
+         spec:\n  selector: app == 'api'\n  types: [Ingress]\n  ingress:\n"
+    );
+    for r in &w.rules {
+        // Calico's prefix matches whole segments: `/api/v1/r1` covers `/api/v1/r1/...`.
+        let prefix = r.prefix.trim_end_matches('/');
         let _ = write!(
             y,
-            "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
-             metadata: {{name: allow-{i:05}, namespace: {SERVICE_NAMESPACE}}}\n\
-             spec:\n  selector: {{matchLabels: {{app: api}}}}\n  action: ALLOW\n  rules:\n\
-             \x20 - from: [{{source: {{principals: [\"{principal}\"]}}}}]\n\
-             \x20   to: [{{operation: {{ports: [\"{}\"], methods: [{}], paths: [\"{}*\"]}}}}]\n",
-            r.port, r.method, r.prefix
+            "\x20 - action: Allow\n    protocol: TCP\n\
+             \x20   source: {{namespaceSelector: all(), serviceAccounts: {{names: [{}]}}}}\n\
+             \x20   destination: {{ports: [{}]}}\n\
+             \x20   http: {{methods: [{}], paths: [{{prefix: \"{prefix}\"}}]}}\n",
+            r.service_account, r.port, r.method
         );
     }
     y
@@ -72,9 +107,23 @@ impl PalisadePeer {
         PalisadePeer::from_yaml(&bundle(w))
     }
 
+    /// Loads the workload in Calico's rule form ([`calico_bundle`]). Calico caps a policy
+    /// at 1,024 rules per direction, as Palisade does by default; the limit is raised to N
+    /// so that one policy holds every rule, as in the issue's measurement.
+    pub fn new_calico(w: &Workload) -> Result<PalisadePeer, palisade::LoadError> {
+        PalisadePeer::from_yaml_with(&calico_bundle(w), w.n)
+    }
+
     /// Loads a rendered bundle.
     pub fn from_yaml(yaml: &str) -> Result<PalisadePeer, palisade::LoadError> {
-        let engine = Engine::new(palisade::Config::default());
+        PalisadePeer::from_yaml_with(yaml, 0)
+    }
+
+    /// Loads a rendered bundle allowing at least `max_rules` rules per policy.
+    pub fn from_yaml_with(yaml: &str, max_rules: usize) -> Result<PalisadePeer, palisade::LoadError> {
+        let mut config = palisade::Config::default();
+        config.max_rules_per_policy = config.max_rules_per_policy.max(max_rules);
+        let engine = Engine::new(config);
         engine.load_str(yaml)?;
         Ok(PalisadePeer { engine })
     }

@@ -14,6 +14,7 @@ use palisade_peers::{Shape, Workload};
 fn check(n: usize) {
     let w = Workload::generate(n);
     let palisade = PalisadePeer::new(&w).unwrap();
+    let palisade_calico = PalisadePeer::new_calico(&w).unwrap();
     let cedar = CedarPeer::new(&w).unwrap();
     let mut rego = RegoProgram::new(&w).unwrap().vm().unwrap();
     let scan = HandScan::new(&w);
@@ -22,6 +23,7 @@ fn check(n: usize) {
         let r = w.request(shape);
         let verdicts = [
             ("palisade", palisade.decide(r)),
+            ("palisade-calico", palisade_calico.decide(r)),
             ("cedar", cedar.decide(r)),
             ("regorus", rego.decide(r)),
             ("scan", scan.decide(r)),
@@ -67,6 +69,7 @@ fn every_engine_denies_a_stolen_or_wrong_request() {
     // Engines differ on what they can see: only Palisade binds the principal to its pod.
     let w = Workload::generate(10);
     let palisade = PalisadePeer::new(&w).unwrap();
+    let palisade_calico = PalisadePeer::new_calico(&w).unwrap();
     let cedar = CedarPeer::new(&w).unwrap();
     let mut rego = RegoProgram::new(&w).unwrap().vm().unwrap();
     let scan = HandScan::new(&w);
