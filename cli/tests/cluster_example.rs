@@ -1,6 +1,8 @@
 //! `examples/cluster/`: a whole mesh cluster as `kubectl get -A -o yaml` prints it loads as
 //! dumped, and each line of its `requests.jsonl` decides as `examples/cluster/README.md`'s
-//! table says (action, reason, side, tier, policy, rule, peer, staged verdict).
+//! table says (action, reason, side, tier, policy, rule, peer, staged verdict): Calico, Istio and
+//! Kubernetes policy, a Calico `services` rule resolved through the dump's EndpointSlices, a
+//! ClusterNetworkPolicy pair (admin and baseline) and the sidecar model (CoreDNS runs none).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::{Command, Output};
@@ -54,11 +56,26 @@ const fn pre(reason: &'static str, peer: &'static str) -> Row {
     Row { action: "deny", reason, side: None, tier: None, policy: None, rule: None, peer: Some(peer), staged: None }
 }
 
+/// Every tier passed or none applied on the deciding side: the namespace profile allows.
+const fn profile() -> Row {
+    Row {
+        action: "allow",
+        reason: "no_policy",
+        side: Some("ingress"),
+        tier: None,
+        policy: None,
+        rule: None,
+        peer: None,
+        staged: None,
+    }
+}
+
 const CART: &str = "np:shop/default.cart-api";
 const CART_ALLOW: &str = "iap:shop/cart-allow";
 const PAY_KNP: &str = "knp:payments/payments-ingress";
 const PAY_ALLOW: &str = "iap:payments/payments-allow";
 const DEBUG_DENY: &str = "iap:istio-system/deny-debug-endpoints";
+const CART_EGRESS: &str = "np:shop/default.cart-egress";
 
 fn table() -> Vec<Row> {
     vec![
@@ -90,6 +107,19 @@ fn table() -> Vec<Row> {
         by("deny", "rule", "egress", "security", "gnp:security.block-quarantine", 0, None),
         // 14. Prometheus -> payments metrics over mTLS: the Kubernetes policy's second rule.
         by("allow", "rule", "ingress", "default", PAY_KNP, 1, None),
+        // 15. cart -> payments on the Service's port 443: the `services` rule matches the
+        //     EndpointSlice's target port (8443), so cart's egress policy denies at its end.
+        by("deny", "end_of_tier", "egress", "default", CART_EGRESS, -1, None),
+        // 16. cart -> Prometheus: not a member of the payments service.
+        by("deny", "end_of_tier", "egress", "default", CART_EGRESS, -1, None),
+        // 17. the sandbox toolbox, its own certificate -> frontend: the admin tier denies.
+        by("deny", "rule", "ingress", "kube-admin", "cnp:sandbox-isolation", 0, None),
+        // 18. frontend -> Prometheus: nothing else decides for monitoring; the baseline denies.
+        by("deny", "rule", "ingress", "kube-baseline", "cnp:monitoring-default-deny", 0, None),
+        // 19. frontend -> CoreDNS, UDP 53: no Istio layer for UDP nor for a pod without a sidecar.
+        profile(),
+        // 20. frontend -> CoreDNS, TCP 53, no certificate: CoreDNS runs no sidecar, so no STRICT.
+        profile(),
     ]
 }
 
@@ -126,17 +156,57 @@ fn cluster_example_traces_show_the_layers() {
     let trace = |i: usize, side: &str| -> Vec<String> {
         decisions[i]["trace"][side].as_array().unwrap().iter().map(|h| h.as_str().unwrap().to_string()).collect()
     };
-    // Line 1: the whole walk on the ingress side, Calico tiers first, then the mesh, then default.
+    // Line 1: the whole walk on the ingress side, Calico tiers first, then the admin tier (its
+    // subject is every `team` namespace), then the mesh, then default.
     assert_eq!(
         trace(0, "ingress"),
         [
             "0|security|gnp:security.block-quarantine|pass|-1",
             "1|platform|gnp:platform.allow-kubelet-probes|pass|-1",
-            "2|istio-deny|iap:istio-system/deny-debug-endpoints|pass|-1",
-            "3|istio-allow|iap:shop/cart-allow|pass|0",
-            "4|default|np:shop/default.cart-api|allow|0",
+            "2|kube-admin|cnp:sandbox-isolation|pass|-1",
+            "3|istio-deny|iap:istio-system/deny-debug-endpoints|pass|-1",
+            "4|istio-allow|iap:shop/cart-allow|pass|0",
+            "5|default|np:shop/default.cart-api|allow|0",
         ]
     );
+    // Line 8: cart's egress is allowed by the `services` rule (payments' slice, port 8443).
+    assert_eq!(
+        trace(7, "egress"),
+        [
+            "0|security|gnp:security.block-quarantine|pass|-1",
+            "1|platform|gnp:platform.allow-dns|pass|-1",
+            "2|default|np:shop/default.cart-egress|allow|0",
+        ]
+    );
+    // Lines 15 and 16: denied on the source's side, so the destination's is never walked.
+    for i in [14, 15] {
+        assert!(decisions[i]["trace"].get("ingress").is_none(), "line {}: {}", i + 1, decisions[i]);
+    }
+    // Line 18: the baseline tier comes after the mesh and after default (where no policy
+    // selects Prometheus, so that tier is absent from the walk).
+    assert_eq!(
+        trace(17, "ingress"),
+        [
+            "0|security|gnp:security.block-quarantine|pass|-1",
+            "1|platform|gnp:platform.allow-kubelet-probes|pass|-1",
+            "2|kube-admin|cnp:sandbox-isolation|pass|-1",
+            "3|istio-deny|iap:istio-system/deny-debug-endpoints|pass|-1",
+            "4|kube-baseline|cnp:monitoring-default-deny|deny|0",
+        ]
+    );
+    // Lines 19 and 20: DNS to CoreDNS. The platform tier's UDP rule (0) and TCP rule (1) allow
+    // the egress; CoreDNS has no sidecar, so no Istio tier is in its walk, UDP or TCP.
+    for (i, rule) in [(18, 0), (19, 1)] {
+        assert_eq!(trace(i, "egress").last().unwrap(), &format!("1|platform|gnp:platform.allow-dns|allow|{rule}"));
+        assert_eq!(
+            trace(i, "ingress"),
+            [
+                "0|security|gnp:security.block-quarantine|pass|-1",
+                "1|platform|gnp:platform.allow-kubelet-probes|pass|-1",
+                "2|__PROFILE__|pro:kns.kube-system|allow|0",
+            ]
+        );
+    }
     // Line 4: the node is no workload, so only the destination's ingress side is walked.
     assert!(decisions[3]["trace"].get("egress").is_none(), "{}", decisions[3]);
     // Line 6: a Log hit, then the Deny.
@@ -157,5 +227,7 @@ fn cluster_example_lints_clean() {
     let out = palisade(&["lint", "--bundle", "examples/cluster"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("0 errors"), "{stdout}");
+    assert!(stdout.contains("0 errors, 0 warnings"), "{stdout}");
+    // Every Pod with an IP is an endpoint: the sandbox's toolbox included.
+    assert!(stdout.contains("8 endpoints"), "{stdout}");
 }
