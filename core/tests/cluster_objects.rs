@@ -374,3 +374,54 @@ fn istio_objects_apply_to_sidecar_workloads_and_tcp_only() {
     assert_eq!(reason(&e, &req("203.0.113.7", None, "10.0.9.1", 80)), "allow no_policy");
     assert_eq!(reason(&e, &req("203.0.113.7", None, "10.0.0.1", 80)), "deny missing_peer_identity");
 }
+
+fn wep(name: &str, ip: &str, profiles: &str, labels: &str) -> String {
+    format!(
+        "apiVersion: projectcalico.org/v3\nkind: WorkloadEndpoint\nmetadata: {{name: {name}, namespace: foo, labels: {{{labels}}}}}\n\
+         spec: {{orchestrator: k8s, pod: {name}, serviceAccountName: web, ipNetworks: ['{ip}/32'], profiles: [{profiles}], ports: [{{name: http, protocol: TCP, port: 8080}}]}}\n---\n"
+    )
+}
+
+fn profile(name: &str, spec: &str) -> String {
+    format!("apiVersion: projectcalico.org/v3\nkind: Profile\nmetadata: {{name: {name}}}\nspec: {spec}\n---\n")
+}
+
+/// SPEC 9.2: Calico's etcd datastore describes workloads as WorkloadEndpoints and namespaces
+/// and service accounts as Profiles: endpoints with the profiles' labels, and the profiles'
+/// rules after every tier passed.
+#[test]
+fn workload_endpoints_and_profiles_as_calico_etcd_describes_them() {
+    let bundle = [
+        profile("kns.foo", "{labelsToApply: {pcns.team: red}, ingress: [{action: Allow, protocol: TCP, destination: {ports: [http]}}], egress: [{action: Allow}]}"),
+        profile("ksa.foo.web", "{labelsToApply: {pcsa.tier: front}}"),
+        wep("web-1", "10.5.0.1", "kns.foo, ksa.foo.web", "app: web"),
+        wep("web-2", "10.5.0.2", "kns.foo, ksa.foo.web", "app: web"),
+        "apiVersion: projectcalico.org/v3\nkind: WorkloadEndpoint\nmetadata: {name: pending, namespace: foo}\nspec: {profiles: [kns.foo]}\n---\n".to_string(),
+        "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: team-red}\n\
+         spec: {selector: \"pcns.team == 'red' && pcsa.tier == 'front'\", types: [Ingress], ingress: [{action: Pass, source: {selector: \"app == 'web'\"}}, {action: Deny, protocol: TCP, destination: {ports: [22]}}]}\n---\n"
+            .to_string(),
+    ]
+    .concat();
+    let e = engine(&bundle);
+    let b = e.snapshot().unwrap();
+    assert_eq!(b.bundle().endpoints.len(), 2, "a WorkloadEndpoint without ipNetworks is no endpoint");
+    let web = b.bundle().endpoint_by_ip("10.5.0.1".parse().unwrap()).unwrap();
+    assert_eq!((web.namespace.as_str(), web.name.as_str(), web.service_account.as_str()), ("foo", "web-1", "web"));
+    assert_eq!(web.labels["pcns.team"], "red");
+    assert_eq!(web.labels["projectcalico.org/serviceaccount"], "web");
+    // web -> web on the named port: the GNP passes, the namespace profile allows.
+    let d = decide(&e, &req("10.5.0.1", None, "10.5.0.2", 8080));
+    assert_eq!(d["action"], "allow", "{d}");
+    assert_eq!(d["policy"], "pro:kns.foo", "{d}");
+    // SSH from outside: the GNP's Deny rule decides in its tier.
+    assert_eq!(reason(&e, &req("203.0.113.7", None, "10.5.0.2", 22)), "deny rule");
+    // web -> web on another port: the GNP passes, no profile rule matches: the profile tier denies.
+    let d = decide(&e, &req("10.5.0.1", None, "10.5.0.2", 9000));
+    assert_eq!(d["action"], "deny", "{d}");
+    assert_eq!(d["reason"], "end_of_tier", "{d}");
+    // A profile listed but not in the bundle, and one IP as Pod and WorkloadEndpoint, are errors.
+    let e = rejected(&format!("{}{}", inventory(), wep("x", "10.5.0.9", "kns.missing", "")));
+    assert_eq!(e.field.as_deref(), Some("spec.profiles[0]"), "{e}");
+    let e = rejected(&format!("{}{}{}", inventory(), profile("kns.foo", "{}"), wep("dup", "10.0.0.2", "kns.foo", "")));
+    assert_eq!(e.kind, LoadErrorKind::Duplicate, "{e}");
+}

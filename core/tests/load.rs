@@ -132,8 +132,8 @@ fn own_labels_win_over_inherited_ones() {
 #[test]
 fn kinds_that_must_not_be_ignored_are_errors() {
     for (api, kind) in [
-        ("projectcalico.org/v3", "Profile"),
-        ("crd.projectcalico.org/v1", "WorkloadEndpoint"),
+        ("projectcalico.org/v3", "GlobalNetworkPolicyTemplate"),
+        ("crd.projectcalico.org/v1", "WorkloadEndpointTemplate"),
         ("projectcalico.org/v2", "GlobalNetworkPolicy"),
         ("security.istio.io/v1alpha1", "PeerAuthentication"),
         ("security.istio.io/v1alpha1", "AuthorizationPolicy"),

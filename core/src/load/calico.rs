@@ -50,7 +50,12 @@ fn tier_name_ok(n: &str) -> bool {
 ///
 /// `admin` names the pass-by-default tiers of cluster-scoped Kubernetes policy that the
 /// bundle needs (name, order); a declared tier of one of these names must say the same.
-pub(crate) fn tiers(objs: &[Obj], has_istio: bool, admin: &[(&str, f64)]) -> Result<Vec<Tier>, LoadError> {
+pub(crate) fn tiers(
+    objs: &[Obj],
+    has_istio: bool,
+    admin: &[(&str, f64)],
+    has_profiles: bool,
+) -> Result<Vec<Tier>, LoadError> {
     let mut out = Vec::new();
     let mut has_default = false;
     for obj in objs {
@@ -125,6 +130,9 @@ pub(crate) fn tiers(objs: &[Obj], has_istio: bool, admin: &[(&str, f64)]) -> Res
             out.push(Tier { name: (*name).into(), order: Some(*order), default_action: TierDefault::Pass });
         }
     }
+    if has_profiles {
+        out.push(Tier { name: PROFILE_TIER.into(), order: None, default_action: TierDefault::Deny });
+    }
     if !has_default {
         out.push(Tier {
             name: DEFAULT_TIER.into(),
@@ -147,7 +155,68 @@ pub(crate) fn tiers(objs: &[Obj], has_istio: bool, admin: &[(&str, f64)]) -> Res
 
 /// Calico's tier order: order ascending (absent last), then name byte-wise.
 pub(crate) fn tier_cmp(a: &Tier, b: &Tier) -> std::cmp::Ordering {
-    order_cmp(a.order, b.order).then_with(|| a.name.as_bytes().cmp(b.name.as_bytes()))
+    // Calico's profiles come after every tier.
+    (a.name == PROFILE_TIER)
+        .cmp(&(b.name == PROFILE_TIER))
+        .then_with(|| order_cmp(a.order, b.order))
+        .then_with(|| a.name.as_bytes().cmp(b.name.as_bytes()))
+}
+
+/// The tier holding Calico Profiles' rules: after every other tier, denying what no profile
+/// rule decided (as Calico does). Not a valid tier name, so no user tier can take it.
+pub(crate) const PROFILE_TIER: &str = "__profile__";
+
+/// The label that marks an endpoint as using a profile (`<prefix><profile name>: "true"`).
+pub(crate) const PROFILE_LABEL_PREFIX: &str = "palisade.dev/profile.";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawProfileSpec {
+    #[serde(default)]
+    ingress: Option<Vec<RawRule>>,
+    #[serde(default)]
+    egress: Option<Vec<RawRule>>,
+    #[serde(default)]
+    labels_to_apply: Option<BTreeMap<String, String>>,
+}
+
+/// A Profile's `labelsToApply` (given to every workload endpoint that lists the profile).
+pub(crate) fn profile_labels(obj: &Obj) -> Result<BTreeMap<String, String>, LoadError> {
+    let spec: RawProfileSpec = typed(obj.spec(), "spec")?;
+    Ok(spec.labels_to_apply.unwrap_or_default())
+}
+
+/// A Profile's rules as a policy of the profile tier, selecting the endpoints that list it.
+/// Profiles are walked after every tier passed (or none applied), as Calico walks them; a
+/// profile with no rule on a side does not govern that side.
+pub(crate) fn profile(obj: &Obj, bundle: &Bundle, config: &Config) -> Result<Policy, LoadError> {
+    let spec: RawProfileSpec = typed(obj.spec(), "spec")?;
+    let ctx = RuleCtx { namespace: None, config, bundle };
+    let convert = |rules: &Option<Vec<RawRule>>, dir: &str, egress: bool| -> Result<Option<Vec<Rule>>, LoadError> {
+        match rules.as_deref() {
+            None | Some([]) => Ok(None),
+            Some(rs) => rs
+                .iter()
+                .enumerate()
+                .map(|(i, r)| rule(r, &format!("spec.{dir}[{i}]"), egress, &ctx))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+        }
+    };
+    let tier = bundle.tier_id(PROFILE_TIER).ok_or_else(|| invalid("spec", "the profile tier is missing"))?;
+    Ok(Policy {
+        kind: PolicyKind::Profile,
+        name: obj.id.name.clone(),
+        namespace: None,
+        tier,
+        order: None,
+        selector: Expr::Eq(format!("{PROFILE_LABEL_PREFIX}{}", obj.id.name), "true".into()),
+        ingress: convert(&spec.ingress, "ingress", false)?,
+        egress: convert(&spec.egress, "egress", true)?,
+        staged: None,
+        origin: format!("{}#{}", obj.doc.file, obj.doc.index),
+        host_only: false,
+    })
 }
 
 /// Orders compare as numbers, as Calico compares float64 orders (`-0.0` equals `0`), with

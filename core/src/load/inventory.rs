@@ -121,8 +121,13 @@ struct RawPodIp {
 
 /// Turns pods into workload endpoints, as Calico does: pods with an IP, not on the host
 /// network, not finished. Two endpoints claiming one IP is an error naming both.
+///
+/// Calico `WorkloadEndpoint`s (with the `labelsToApply` of the `profiles` they list) are
+/// endpoints too; one IP claimed by a Pod and a WorkloadEndpoint is an error.
 pub(crate) fn endpoints(
     pods: &[Obj],
+    weps: &[Obj],
+    profiles: &BTreeMap<String, BTreeMap<String, String>>,
     namespaces: &NamespaceLabels,
     service_accounts: &ServiceAccountLabels,
     config: &Config,
@@ -227,5 +232,120 @@ pub(crate) fn endpoints(
             mtls: Default::default(),
         });
     }
+    for obj in weps {
+        let Some(e) = workload_endpoint(obj, namespaces, profiles, shows_injection, config).map_err(|e| obj.err(e))?
+        else {
+            continue;
+        };
+        let idx = out.len();
+        for ip in &e.ips {
+            if let Some(&other) = owners.get(ip) {
+                let other: &Endpoint = &out[other];
+                return Err(obj.err(
+                    LoadError::new(
+                        LoadErrorKind::Duplicate,
+                        format!(
+                            "IP {ip} is also claimed by {}/{} (one workload described both as a Pod and as a \
+                             WorkloadEndpoint, or two workloads with one IP)",
+                            other.namespace, other.name
+                        ),
+                    )
+                    .at_field("spec.ipNetworks"),
+                ));
+            }
+            owners.insert(*ip, idx);
+        }
+        out.push(e);
+    }
     Ok(out)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RawWepSpec {
+    #[serde(default)]
+    orchestrator: Option<String>,
+    #[serde(default)]
+    pod: Option<String>,
+    #[serde(default)]
+    service_account_name: Option<String>,
+    #[serde(default)]
+    ip_networks: Option<Vec<String>>,
+    #[serde(default)]
+    profiles: Option<Vec<String>>,
+    #[serde(default)]
+    ports: Option<Vec<RawWepPort>>,
+}
+
+#[derive(Deserialize)]
+struct RawWepPort {
+    name: String,
+    #[serde(default)]
+    protocol: Option<serde_json::Value>,
+    port: u16,
+}
+
+/// A Calico `WorkloadEndpoint` (the etcd datastore's form of a pod): its IPs from
+/// `ipNetworks` (none: no endpoint, as Calico filters it out), labels from its own plus its
+/// profiles' `labelsToApply`, service account from `serviceAccountName`, named ports from
+/// `ports`, and a `palisade.dev/profile.<name>` label per profile it lists.
+fn workload_endpoint(
+    obj: &Obj,
+    namespaces: &NamespaceLabels,
+    profiles: &BTreeMap<String, BTreeMap<String, String>>,
+    shows_injection: bool,
+    config: &Config,
+) -> Result<Option<Endpoint>, LoadError> {
+    let spec: RawWepSpec = typed(obj.spec(), "spec")?;
+    let mut ips = Vec::new();
+    for (i, n) in spec.ip_networks.iter().flatten().enumerate() {
+        let net = crate::net::parse_cidr(n).map_err(|m| invalid(format!("spec.ipNetworks[{i}]"), m))?;
+        if !ips.contains(&net.addr()) {
+            ips.push(net.addr());
+        }
+    }
+    if ips.is_empty() {
+        return Ok(None);
+    }
+    let ns = obj.namespace().to_string();
+    let sa = spec.service_account_name.filter(|s| !s.is_empty()).unwrap_or_else(|| "default".into());
+    let mut labels = BTreeMap::new();
+    inherit_namespace(&mut labels, &ns, namespaces);
+    for (i, p) in spec.profiles.iter().flatten().enumerate() {
+        let Some(pl) = profiles.get(p) else {
+            return Err(invalid(format!("spec.profiles[{i}]"), format!("profile {p:?} is not in the bundle")));
+        };
+        for (k, v) in pl {
+            labels.insert(k.clone(), v.clone());
+        }
+        labels.insert(format!("{}{p}", super::calico::PROFILE_LABEL_PREFIX), "true".into());
+    }
+    labels.insert("pcsa.projectcalico.org/name".to_string(), sa.clone());
+    for (k, v) in &obj.labels {
+        labels.insert(k.clone(), v.clone());
+    }
+    labels.insert(NAMESPACE_LABEL.to_string(), ns.clone());
+    labels.insert(
+        "projectcalico.org/orchestrator".to_string(),
+        spec.orchestrator.filter(|o| !o.is_empty()).unwrap_or_else(|| "k8s".into()),
+    );
+    labels.insert(SERVICE_ACCOUNT_LABEL.to_string(), sa.clone());
+    labels.insert(ISTIO_SIDECAR_LABEL.to_string(), (!shows_injection).to_string());
+    let mut ports = Vec::new();
+    for (i, p) in spec.ports.iter().flatten().enumerate() {
+        let protocol =
+            super::fields::protocol(&p.protocol, &format!("spec.ports[{i}].protocol"))?.unwrap_or(proto::TCP);
+        ports.push(NamedPort { name: p.name.clone(), protocol, port: p.port });
+    }
+    let identity = format!("spiffe://{}/ns/{}/sa/{}", config.trust_domain, ns, sa);
+    Ok(Some(Endpoint {
+        namespace: ns,
+        name: spec.pod.filter(|p| !p.is_empty()).unwrap_or_else(|| obj.id.name.clone()),
+        service_account: sa,
+        ips,
+        labels,
+        ports,
+        identity,
+        mtls: Default::default(),
+    }))
 }

@@ -346,7 +346,8 @@ pub(crate) fn build(docs: Vec<Doc>, config: &Config, mut errors: Errors) -> Resu
             }
         }
     }
-    let tiers = errors.keep(calico::tiers(&objects.tiers, has_istio, &admin_tiers)).unwrap_or_default();
+    let has_profiles = !objects.profiles.is_empty();
+    let tiers = errors.keep(calico::tiers(&objects.tiers, has_istio, &admin_tiers, has_profiles)).unwrap_or_default();
     let mut bundle = Bundle {
         tiers,
         namespaces,
@@ -375,10 +376,26 @@ pub(crate) fn build(docs: Vec<Doc>, config: &Config, mut errors: Errors) -> Resu
             policies.push(p);
         }
     }
+    let mut profile_labels = BTreeMap::new();
+    for obj in &objects.profiles {
+        if let Some(labels) = errors.keep(calico::profile_labels(obj).map_err(|e| obj.err(e))) {
+            profile_labels.insert(obj.id.name.clone(), labels);
+        }
+        if let Some(p) = errors.keep(calico::profile(obj, &bundle, config).map_err(|e| obj.err(e))) {
+            policies.push(p);
+        }
+    }
     calico::sort_policies(&mut policies);
     bundle.policies = policies;
     bundle.endpoints = errors
-        .keep(inventory::endpoints(&objects.pods, &bundle.namespaces, &service_accounts, config))
+        .keep(inventory::endpoints(
+            &objects.pods,
+            &objects.workload_endpoints,
+            &profile_labels,
+            &bundle.namespaces,
+            &service_accounts,
+            config,
+        ))
         .unwrap_or_default();
     let peer_auth: Vec<_> = objects
         .peer_authentications
@@ -415,6 +432,8 @@ pub(crate) fn object_key(doc: &Doc, config: &Config) -> Result<ObjectRef, LoadEr
         .chain(&objects.request_authentications)
         .chain(&objects.k8s_services)
         .chain(&objects.endpoint_slices)
+        .chain(&objects.workload_endpoints)
+        .chain(&objects.profiles)
         .next();
     if let Some(o) = read {
         return Ok(o.id.clone());

@@ -76,6 +76,8 @@ pub(crate) struct Objects {
     pub peer_authentications: Vec<Obj>,
     pub k8s_services: Vec<Obj>,
     pub endpoint_slices: Vec<Obj>,
+    pub workload_endpoints: Vec<Obj>,
+    pub profiles: Vec<Obj>,
     pub request_authentications: Vec<Obj>,
     /// Skipped documents by `(apiVersion, kind)`.
     pub skipped: BTreeMap<(String, String), usize>,
@@ -95,6 +97,8 @@ impl Objects {
             + self.request_authentications.len()
             + self.k8s_services.len()
             + self.endpoint_slices.len()
+            + self.workload_endpoints.len()
+            + self.profiles.len()
     }
 
     fn all(&self) -> impl Iterator<Item = &Obj> {
@@ -109,6 +113,8 @@ impl Objects {
             .chain(&self.request_authentications)
             .chain(&self.k8s_services)
             .chain(&self.endpoint_slices)
+            .chain(&self.workload_endpoints)
+            .chain(&self.profiles)
     }
 }
 
@@ -123,6 +129,8 @@ enum Role {
     RequestAuthentication,
     Service,
     EndpointSlice,
+    WorkloadEndpoint,
+    Profile,
     Skip,
 }
 
@@ -140,6 +148,8 @@ const CALICO_READ: &[&str] = &[
     "Tier",
     "StagedKubernetesNetworkPolicy",
     "HostEndpoint",
+    "WorkloadEndpoint",
+    "Profile",
     "GlobalNetworkPolicy",
     "NetworkPolicy",
     "StagedGlobalNetworkPolicy",
@@ -148,7 +158,7 @@ const CALICO_READ: &[&str] = &[
     "NetworkSet",
 ];
 /// Calico kinds that carry access rules Palisade cannot evaluate yet: an error.
-const CALICO_REJECT: &[&str] = &["Profile", "WorkloadEndpoint"];
+const CALICO_REJECT: &[&str] = &[];
 /// Calico kinds that carry no access rule (networking, IPAM, BGP, component configuration).
 const CALICO_NO_ACCESS: &[&str] = &[
     "IPPool",
@@ -196,8 +206,14 @@ const CORE_READ: &[&str] = &["Pod", "Namespace", "ServiceAccount"];
 fn namespaced(group: &str, kind: &str) -> bool {
     matches!(
         (group, kind),
-        ("projectcalico.org", "NetworkPolicy" | "StagedNetworkPolicy" | "StagedKubernetesNetworkPolicy" | "NetworkSet")
-            | ("", "Pod" | "ServiceAccount" | "Service")
+        (
+            "projectcalico.org",
+            "NetworkPolicy"
+                | "StagedNetworkPolicy"
+                | "StagedKubernetesNetworkPolicy"
+                | "NetworkSet"
+                | "WorkloadEndpoint"
+        ) | ("", "Pod" | "ServiceAccount" | "Service")
             | ("discovery.k8s.io", "EndpointSlice")
             | ("networking.k8s.io", "NetworkPolicy")
             | ("security.istio.io", _)
@@ -288,6 +304,8 @@ fn role(api_version: &str, kind: &str) -> Result<Role, LoadError> {
             Ok(match kind {
                 "Tier" => Role::Tier,
                 "GlobalNetworkSet" | "NetworkSet" | "HostEndpoint" => Role::NetworkSet,
+                "WorkloadEndpoint" => Role::WorkloadEndpoint,
+                "Profile" => Role::Profile,
                 _ => Role::Policy,
             })
         }
@@ -411,6 +429,8 @@ fn classify_one(doc: Doc, default_namespace: &str, out: &mut Objects) -> Result<
         Role::RequestAuthentication => out.request_authentications.push(obj),
         Role::Service => out.k8s_services.push(obj),
         Role::EndpointSlice => out.endpoint_slices.push(obj),
+        Role::WorkloadEndpoint => out.workload_endpoints.push(obj),
+        Role::Profile => out.profiles.push(obj),
         Role::Skip => {}
     }
     Ok(())

@@ -60,6 +60,9 @@ pub enum PolicyKind {
     AdminNetworkPolicy,
     /// Kubernetes `BaselineAdminNetworkPolicy` (`v1alpha1`).
     BaselineAdminNetworkPolicy,
+    /// Calico `Profile` (the etcd datastore's namespace and service-account profiles), in
+    /// the profile tier after every other.
+    Profile,
 }
 
 impl PolicyKind {
@@ -76,6 +79,7 @@ impl PolicyKind {
             PolicyKind::ClusterNetworkPolicy => "cnp",
             PolicyKind::AdminNetworkPolicy => "anp",
             PolicyKind::BaselineAdminNetworkPolicy => "banp",
+            PolicyKind::Profile => "pro",
         }
     }
 
@@ -92,6 +96,7 @@ impl PolicyKind {
             PolicyKind::ClusterNetworkPolicy => "KubernetesClusterNetworkPolicy",
             PolicyKind::AdminNetworkPolicy => "AdminNetworkPolicy",
             PolicyKind::BaselineAdminNetworkPolicy => "BaselineAdminNetworkPolicy",
+            PolicyKind::Profile => "Profile",
         }
     }
 
