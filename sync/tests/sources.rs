@@ -206,13 +206,24 @@ async fn calico_etcd_datastore_keeps_the_engine_current() {
         let d = engine.decide(&to(443).as_request());
         assert_ne!(engine.snapshot().unwrap().policy_name(d.policy), Some("gnp:allow-web"));
 
-        // A WorkloadEndpoint (SPEC 9.2, not built yet): rejected and reported, never ignored.
-        let wep = format!("{}workloadendpoints/shop/node1-k8s-web-eth0", palisade_sync::etcd::CALICO_PREFIX);
-        kv.put(wep.as_str(), r#"{"spec":{"ipNetworks":["10.0.0.7/32"]}}"#, None).await.unwrap();
-        let s = wait_for(&syncer, WAIT, |x| x.rejected.iter().any(|r| r.contains("WorkloadEndpoint")))
-            .await
-            .expect("WorkloadEndpoint reported");
-        assert_eq!(s.objects, 2);
+        // Calico's etcd form of a workload (SPEC 9.2): a WorkloadEndpoint with its namespace
+        // Profile becomes an endpoint carrying the profile's labels.
+        let profile = format!("{}profiles/kns.shop", palisade_sync::etcd::CALICO_PREFIX);
+        kv.put(profile.as_str(), r#"{"spec":{"labelsToApply":{"pcns.team":"red"}}}"#, None).await.unwrap();
+        let wep = format!("{}workloadendpoints/shop/node1-k8s-web2-eth0", palisade_sync::etcd::CALICO_PREFIX);
+        kv.put(
+            wep.as_str(),
+            r#"{"metadata":{"labels":{"app":"web"}},"spec":{"pod":"web2","ipNetworks":["10.0.0.7/32"],"profiles":["kns.shop"]}}"#,
+            None,
+        )
+        .await
+        .unwrap();
+        let s = wait_for(&syncer, WAIT, |x| x.objects == 4).await.expect("WorkloadEndpoint and Profile applied");
+        assert!(s.rejected.is_empty(), "{s:?}");
+        let snap = engine.snapshot().unwrap();
+        let ep = snap.bundle().endpoint_by_ip("10.0.0.7".parse().unwrap()).expect("the WorkloadEndpoint is an endpoint");
+        assert_eq!((ep.namespace.as_str(), ep.name.as_str()), ("shop", "web2"));
+        assert_eq!(ep.labels["pcns.team"], "red");
     })
     .await;
     drop(etcd);
