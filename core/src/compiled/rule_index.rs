@@ -203,7 +203,73 @@ impl SegIndex {
     /// Calls `f(policy index, rule index)` for every rule that may match a request with
     /// these keys, in segment order, until `f` returns `true`.
     #[inline]
-    pub fn for_candidates(&self, k: &Keys<'_>, mut f: impl FnMut(u32, u32) -> bool) {
+    pub fn for_candidates(&self, k: &Keys<'_>, f: impl FnMut(u32, u32) -> bool) {
+        let (src, dst) = (!self.by_src.is_empty(), !self.by_dst.is_empty());
+        if (!src || k.src_sets.is_empty()) && (!dst || k.dst_sets.is_empty()) {
+            // The common case: no network-set identity to look up, so one list per key
+            // family (the families are disjoint), usually one of them non-empty.
+            let p = match k.principal {
+                Some(p) if !self.by_principal.is_empty() => self.span(&self.by_principal, p),
+                _ => &[],
+            };
+            let s = match k.src_identity {
+                Some(i) if src => self.span(&self.by_src, i),
+                _ => &[],
+            };
+            let d = match k.dst_identity {
+                Some(i) if dst => self.span(&self.by_dst, i),
+                _ => &[],
+            };
+            let keyed = match (p.is_empty(), s.is_empty(), d.is_empty()) {
+                (_, true, true) => Some(p),
+                (true, _, true) => Some(s),
+                (true, true, _) => Some(d),
+                _ => None,
+            };
+            if let Some(keyed) = keyed {
+                self.merge2(&self.rest, keyed, f);
+                return;
+            }
+        }
+        self.merge_all(k, f);
+    }
+
+    /// Visits the union of two ascending lists in order.
+    #[inline]
+    fn merge2(&self, mut a: &[u32], mut b: &[u32], mut f: impl FnMut(u32, u32) -> bool) {
+        loop {
+            let pos = match (a.first(), b.first()) {
+                (Some(&x), Some(&y)) => {
+                    if x <= y {
+                        a = a.get(1..).unwrap_or_default();
+                        if x == y {
+                            b = b.get(1..).unwrap_or_default();
+                        }
+                        x
+                    } else {
+                        b = b.get(1..).unwrap_or_default();
+                        y
+                    }
+                }
+                (Some(&x), None) => {
+                    a = a.get(1..).unwrap_or_default();
+                    x
+                }
+                (None, Some(&y)) => {
+                    b = b.get(1..).unwrap_or_default();
+                    y
+                }
+                (None, None) => return,
+            };
+            let Some(&(pp, ri)) = self.refs.get(pos as usize) else { return };
+            if f(pp, ri) {
+                return;
+            }
+        }
+    }
+
+    /// The general case: every key's list, network-set identities included, merged.
+    fn merge_all(&self, k: &Keys<'_>, mut f: impl FnMut(u32, u32) -> bool) {
         let mut lists: [&[u32]; MAX_LISTS] = [&[]; MAX_LISTS];
         let mut n = 0usize;
         let mut fits = push(&mut lists, &mut n, &self.rest);
@@ -235,14 +301,10 @@ impl SegIndex {
             return;
         }
         let lists = lists.get_mut(..n).unwrap_or_default();
-        if let [only] = lists {
-            for &pos in only.iter() {
-                let Some(&(pp, ri)) = self.refs.get(pos as usize) else { return };
-                if f(pp, ri) {
-                    return;
-                }
-            }
-            return;
+        match *lists {
+            [a] => return self.merge2(a, &[], f),
+            [a, b] => return self.merge2(a, b, f),
+            _ => {}
         }
         loop {
             // The smallest head; every list starting with it advances (a rule found under
