@@ -425,3 +425,30 @@ fn workload_endpoints_and_profiles_as_calico_etcd_describes_them() {
     let e = rejected(&format!("{}{}{}", inventory(), profile("kns.foo", "{}"), wep("dup", "10.0.0.2", "kns.foo", "")));
     assert_eq!(e.kind, LoadErrorKind::Duplicate, "{e}");
 }
+
+/// Issue 16 item 7: when Istio's ALLOW layer let a request through and no later tier decided,
+/// the decision names that ALLOW policy and rule (`tier`/`policy`/`rule`; the reason stays
+/// `no_policy`).
+#[test]
+fn the_istio_allow_that_let_a_request_through_is_named() {
+    let allow = ap(
+        "foo",
+        "from-a",
+        "",
+        "{selector: {matchLabels: {app: b}}, rules: [{from: [{source: {namespaces: [bar]}}]}, {from: [{source: {principals: [cluster.local/ns/foo/sa/a]}}]}]}",
+    );
+    let e = engine(&format!("{}{allow}", inventory()));
+    let d = decide(&e, &req("10.0.0.1", Some(A), "10.0.0.2", 80));
+    assert_eq!(d["action"], "allow", "{d}");
+    assert_eq!(d["reason"], "no_policy", "{d}");
+    assert_eq!(d["tier"], "istio-allow", "{d}");
+    assert_eq!(d["policy"], "iap:foo/from-a", "{d}");
+    assert_eq!(d["rule"], 1, "{d}");
+    let text = e
+        .explain(&palisade::OwnedRequest::from_json(&req("10.0.0.1", Some(A), "10.0.0.2", 80)).unwrap().as_request())
+        .to_string();
+    assert!(text.contains("the mesh layer allowed by iap:foo/from-a"), "{text}");
+    // A profile allow with no Istio layer keeps null names.
+    let plain = decide(&engine(&inventory()), &req("10.0.0.1", None, "10.0.0.2", 80));
+    assert!(plain["policy"].is_null() && plain["tier"].is_null(), "{plain}");
+}
