@@ -14,6 +14,8 @@ usage:
   palisade explain --bundle PATH... (--request FILE|- | --requests FILE.jsonl) [--config FILE]
   palisade lint    --bundle PATH... [--config FILE]
   palisade replay  --flow-log FILE... --bundle NEW... [--baseline OLD...] [--format table|json|markdown]
+  palisade review  --rbac PATH... --as USER [--as-group G]... --base PATH... --head PATH...
+  palisade can-i   VERB KIND [NAME] --rbac PATH... --as USER [--as-group G]... [--namespace NS] [--tier T]...
 
 decide also takes --flow-log FILE|- [--aggregation 0-3]: Calico flow-log records of the
 decisions (docs/flow-logs.md).
@@ -286,6 +288,10 @@ fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.first().map(String::as_str) == Some("replay") {
         return flows::replay_main(argv.get(1..).unwrap_or_default());
+    }
+    // Tier ownership (docs/ownership.md): the same commands as `palisade-ownership`.
+    if matches!(argv.first().map(String::as_str), Some("review" | "can-i")) {
+        return palisade_ownership::cli::main(&argv);
     }
     let args = match parse_args(&argv) {
         Ok(a) => a,

@@ -46,6 +46,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod calico;
+pub mod cli;
 pub mod gate;
 pub mod rbac;
 pub mod review;
