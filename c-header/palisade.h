@@ -75,6 +75,10 @@ typedef enum {
    * A Rust panic was caught at the boundary (a bug; the decision is a deny).
    */
   PALISADE_STATUS_PANIC = 7,
+  /**
+   * A tier-scoped write changes something outside its writer's tiers (nothing changed).
+   */
+  PALISADE_STATUS_REFUSED = 8,
 } palisade_status;
 
 /**
@@ -139,6 +143,17 @@ typedef struct palisade_error palisade_error;
  * A pinned snapshot: valid until released, whatever reloads happen.
  */
 typedef struct palisade_snapshot palisade_snapshot;
+
+/**
+ * A policy store: an engine whose policy is changed through tier-scoped writers (several
+ * teams writing into one engine, each only into its own tiers).
+ */
+typedef struct palisade_store palisade_store;
+
+/**
+ * A writer that may change the policies of some tiers only (no Tier object, no network set).
+ */
+typedef struct palisade_tier_writer palisade_tier_writer;
 
 /**
  * A string given as pointer and length (not NUL-terminated). `ptr == NULL` means absent.
@@ -462,6 +477,51 @@ palisade_status palisade_explain_json(const palisade_snapshot *snapshot,
                                       const palisade_request *request,
                                       char **json,
                                       palisade_error **err);
+
+/**
+ * Creates a policy store with the default configuration and the bundle given as `n` sources
+ * (`names[i]`, YAML/JSON `texts[i]`), loaded unchecked (as an administrator). Returns NULL
+ * on error. Free with `palisade_store_free`.
+ */
+palisade_store *palisade_store_new(const palisade_str *names,
+                                   const palisade_str *texts,
+                                   size_t n,
+                                   palisade_error **err);
+
+/**
+ * Pins the store's snapshot in force, to decide with (`palisade_decide`); NULL when `store`
+ * is NULL. Release with `palisade_snapshot_release`.
+ */
+palisade_snapshot *palisade_store_snapshot(const palisade_store *store);
+
+/**
+ * A writer that may change the policies of the `n` tiers named, and nothing else. NULL on
+ * a NULL store or bad tier names. Free with `palisade_tier_writer_free`.
+ */
+palisade_tier_writer *palisade_store_tier_writer(const palisade_store *store,
+                                                 const palisade_str *tiers,
+                                                 size_t n);
+
+/**
+ * Replaces (or adds) the source `name` with `text`. The whole new bundle is loaded and
+ * compared with the one in force; anything outside the writer's tiers refuses the write
+ * whole (`PALISADE_STATUS_REFUSED`, one message per change), a bundle that does not load is
+ * `PALISADE_STATUS_BUNDLE`; either way nothing changes.
+ */
+palisade_status palisade_tier_writer_put(const palisade_tier_writer *writer,
+                                         palisade_str name,
+                                         palisade_str text,
+                                         palisade_error **err);
+
+/**
+ * Frees a tier writer. NULL is ignored.
+ */
+void palisade_tier_writer_free(palisade_tier_writer *writer);
+
+/**
+ * Frees a store. NULL is ignored. Writers and snapshots taken from it stay valid until freed.
+ */
+void palisade_store_free(palisade_store *store);
 
 /**
  * The documents of a pinned snapshot's bundle that Palisade read no access rule from, as

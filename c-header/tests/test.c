@@ -154,6 +154,36 @@ int main(void) {
     palisade_error_free(err);
     err = NULL;
 
+    /* A policy store with a tier-scoped writer: writes outside its tiers are refused whole. */
+    {
+        palisade_str names[1] = {str("tiers.yaml")};
+        palisade_str texts[1] = {str(
+            "apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {name: security}\nspec: {order: 100}\n---\n"
+            "apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {name: app}\nspec: {order: 200}\n")};
+        palisade_store *store = palisade_store_new(names, texts, 1, &err);
+        CHECK(store != NULL && err == NULL, "store_new: %s", err ? palisade_error_message(err) : "");
+        palisade_str tiers[1] = {str("app")};
+        palisade_tier_writer *w = palisade_store_tier_writer(store, tiers, 1);
+        CHECK(w != NULL, "tier writer");
+        const char *own = "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: app.open}\n"
+                          "spec: {tier: app, selector: all(), ingress: [{action: Allow}]}\n";
+        CHECK(palisade_tier_writer_put(w, str("app.yaml"), str(own), &err) == PALISADE_STATUS_OK, "own tier: %s",
+              err ? palisade_error_message(err) : "");
+        const char *other = "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: security.open}\n"
+                            "spec: {tier: security, selector: all(), ingress: [{action: Allow}]}\n";
+        CHECK(palisade_tier_writer_put(w, str("sec.yaml"), str(other), &err) == PALISADE_STATUS_REFUSED &&
+                  strstr(palisade_error_message(err), "security") != NULL,
+              "other tier refused: %s", err ? palisade_error_message(err) : "(none)");
+        palisade_error_free(err);
+        err = NULL;
+        palisade_snapshot *ss = palisade_store_snapshot(store);
+        CHECK(ss != NULL && palisade_snapshot_generation(ss) == 2, "one accepted write, one refused: generation %llu",
+              ss ? (unsigned long long)palisade_snapshot_generation(ss) : 0ULL);
+        palisade_snapshot_release(ss);
+        palisade_tier_writer_free(w);
+        palisade_store_free(store);
+    }
+
     /* Invalid UTF-8 and NULL arguments are errors, not crashes. */
     const char bad_utf8[] = {'a', (char)0xff, 'b'};
     CHECK(palisade_engine_load(engine, bad_utf8, sizeof bad_utf8, &err) == PALISADE_STATUS_INVALID_UTF8, "utf8 load");

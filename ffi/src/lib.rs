@@ -37,6 +37,8 @@ pub enum palisade_status {
     NoBundle = 6,
     /// A Rust panic was caught at the boundary (a bug; the decision is a deny).
     Panic = 7,
+    /// A tier-scoped write changes something outside its writer's tiers (nothing changed).
+    Refused = 8,
 }
 
 /// An error with its message and, for bundle errors, its location.
@@ -62,6 +64,17 @@ pub struct palisade_engine {
 /// A pinned snapshot: valid until released, whatever reloads happen.
 pub struct palisade_snapshot {
     snapshot: Arc<Snapshot>,
+}
+
+/// A policy store: an engine whose policy is changed through tier-scoped writers (several
+/// teams writing into one engine, each only into its own tiers).
+pub struct palisade_store {
+    store: Arc<palisade_ownership::PolicyStore>,
+}
+
+/// A writer that may change the policies of some tiers only (no Tier object, no network set).
+pub struct palisade_tier_writer {
+    writer: palisade_ownership::TierWriter,
 }
 
 /// A string given as pointer and length (not NUL-terminated). `ptr == NULL` means absent.
@@ -854,6 +867,156 @@ pub unsafe extern "C" fn palisade_explain_json(
         unsafe { report(err, make_error(palisade_status::Panic, "panic", "internal error (panic caught)")) };
     }
     status
+}
+
+/// Reads `n` strings; `None` when one is NULL-pointed or not UTF-8.
+unsafe fn read_strs(list: *const palisade_str, n: usize) -> Result<Vec<String>, palisade_status> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if list.is_null() {
+        return Err(palisade_status::NullArgument);
+    }
+    // SAFETY: the caller passes `n` valid palisade_str values.
+    let items = unsafe { std::slice::from_raw_parts(list, n) };
+    items
+        .iter()
+        .map(|s| match unsafe { read_str(*s) } {
+            Ok(Some(t)) => Ok(t.to_string()),
+            Ok(None) => Err(palisade_status::NullArgument),
+            Err(e) => Err(e),
+        })
+        .collect()
+}
+
+fn write_error(e: palisade_ownership::WriteError) -> Box<palisade_error> {
+    match e {
+        palisade_ownership::WriteError::Load(l) => load_error(&l),
+        refused @ palisade_ownership::WriteError::Refused(_) => {
+            make_error(palisade_status::Refused, "refused", &refused.to_string())
+        }
+    }
+}
+
+/// Creates a policy store with the default configuration and the bundle given as `n` sources
+/// (`names[i]`, YAML/JSON `texts[i]`), loaded unchecked (as an administrator). Returns NULL
+/// on error. Free with `palisade_store_free`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn palisade_store_new(
+    names: *const palisade_str,
+    texts: *const palisade_str,
+    n: usize,
+    err: *mut *mut palisade_error,
+) -> *mut palisade_store {
+    let mut out: *mut palisade_store = std::ptr::null_mut();
+    let status = guard(|| {
+        let (names, texts) = match unsafe { (read_strs(names, n), read_strs(texts, n)) } {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(s), _) | (_, Err(s)) => return unsafe { report(err, make_error(s, "argument", "bad source list")) },
+        };
+        let engine = Arc::new(Engine::new(Config::default()));
+        match palisade_ownership::PolicyStore::new(engine, names.into_iter().zip(texts)) {
+            Ok(store) => {
+                out = Box::into_raw(Box::new(palisade_store { store }));
+                palisade_status::Ok
+            }
+            Err(e) => unsafe { report(err, write_error(e)) },
+        }
+    });
+    if status == palisade_status::Panic {
+        unsafe { report(err, make_error(palisade_status::Panic, "panic", "internal error (panic caught)")) };
+    }
+    out
+}
+
+/// Pins the store's snapshot in force, to decide with (`palisade_decide`); NULL when `store`
+/// is NULL. Release with `palisade_snapshot_release`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn palisade_store_snapshot(store: *const palisade_store) -> *mut palisade_snapshot {
+    if store.is_null() {
+        return std::ptr::null_mut();
+    }
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: checked non-NULL.
+        let s = unsafe { &*store };
+        match s.store.engine().snapshot() {
+            Some(snapshot) => Box::into_raw(Box::new(palisade_snapshot { snapshot })),
+            None => std::ptr::null_mut(),
+        }
+    }))
+    .unwrap_or(std::ptr::null_mut())
+}
+
+/// A writer that may change the policies of the `n` tiers named, and nothing else. NULL on
+/// a NULL store or bad tier names. Free with `palisade_tier_writer_free`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn palisade_store_tier_writer(
+    store: *const palisade_store,
+    tiers: *const palisade_str,
+    n: usize,
+) -> *mut palisade_tier_writer {
+    if store.is_null() {
+        return std::ptr::null_mut();
+    }
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: checked non-NULL; `tiers` holds `n` strings.
+        let s = unsafe { &*store };
+        match unsafe { read_strs(tiers, n) } {
+            Ok(t) => Box::into_raw(Box::new(palisade_tier_writer { writer: s.store.tier_writer(t) })),
+            Err(_) => std::ptr::null_mut(),
+        }
+    }))
+    .unwrap_or(std::ptr::null_mut())
+}
+
+/// Replaces (or adds) the source `name` with `text`. The whole new bundle is loaded and
+/// compared with the one in force; anything outside the writer's tiers refuses the write
+/// whole (`PALISADE_STATUS_REFUSED`, one message per change), a bundle that does not load is
+/// `PALISADE_STATUS_BUNDLE`; either way nothing changes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn palisade_tier_writer_put(
+    writer: *const palisade_tier_writer,
+    name: palisade_str,
+    text: palisade_str,
+    err: *mut *mut palisade_error,
+) -> palisade_status {
+    let status = guard(|| {
+        if writer.is_null() {
+            return unsafe { report(err, make_error(palisade_status::NullArgument, "argument", "NULL writer")) };
+        }
+        // SAFETY: checked non-NULL.
+        let w = unsafe { &*writer };
+        let (name, text) = match unsafe { (read_str(name), read_str(text)) } {
+            (Ok(Some(n)), Ok(Some(t))) => (n, t),
+            _ => return unsafe { report(err, make_error(palisade_status::InvalidUtf8, "argument", "name or text")) },
+        };
+        match w.writer.put(name, text) {
+            Ok(_) => palisade_status::Ok,
+            Err(e) => unsafe { report(err, write_error(e)) },
+        }
+    });
+    if status == palisade_status::Panic {
+        unsafe { report(err, make_error(palisade_status::Panic, "panic", "internal error (panic caught)")) };
+    }
+    status
+}
+
+/// Frees a tier writer. NULL is ignored.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn palisade_tier_writer_free(writer: *mut palisade_tier_writer) {
+    if !writer.is_null() {
+        // SAFETY: the pointer came from palisade_store_tier_writer and is freed once.
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(writer) })));
+    }
+}
+
+/// Frees a store. NULL is ignored. Writers and snapshots taken from it stay valid until freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn palisade_store_free(store: *mut palisade_store) {
+    if !store.is_null() {
+        // SAFETY: the pointer came from palisade_store_new and is freed once.
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(store) })));
+    }
 }
 
 /// The documents of a pinned snapshot's bundle that Palisade read no access rule from, as
