@@ -31,7 +31,9 @@ fn an_engine_with_nothing_loaded_denies_everything() {
             assert_eq!((d.action, d.reason, d.generation), (Action::Deny, Reason::NoBundle, 0));
         }
         // A failed first load leaves nothing loaded: still no_bundle.
-        assert!(e.load_str("apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicies\nmetadata: {name: x}\n").is_err());
+        assert!(
+            e.load_str("apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicies\nmetadata: {name: x}\n").is_err()
+        );
         assert!(e.load_str("").is_err());
         assert_eq!(e.decide(&req("10.0.0.1", "10.0.0.2", Some(80))).reason, Reason::NoBundle);
     }
