@@ -13,6 +13,14 @@ fn main() {
     let w = Workload::generate(n);
     let Ok(p) = (if calico { PalisadePeer::new_calico(&w) } else { PalisadePeer::new(&w) }) else { return };
     let Some(&shape) = Shape::ALL.iter().find(|s| s.name() == shape) else { return };
+    if let Some(snap) = p.engine.snapshot() {
+        eprintln!(
+            "program heap {} B, indexed segments {}, keyed rules (principal, source, destination) {:?}",
+            snap.program_heap_bytes(),
+            snap.indexed_segments(),
+            snap.keyed_rules()
+        );
+    }
     let r = w.request(shape);
     let mut allowed = 0usize;
     for _ in 0..iters {
