@@ -78,6 +78,7 @@ fn every_engine_denies_a_stolen_or_wrong_request() {
     let mut stolen = w.request(Shape::First).clone();
     stolen.src_ip = w.rules[9].client_ip;
     assert!(!palisade.decide(&stolen), "Palisade binds identity to IP");
+    assert!(!palisade_calico.decide(&stolen), "Palisade's Calico form binds identity to IP too");
     assert!(
         cedar.decide(&stolen) && rego.decide(&stolen) && scan.decide(&stolen) && casbin.decide(&stolen),
         "the peers see only the principal"
@@ -87,6 +88,7 @@ fn every_engine_denies_a_stolen_or_wrong_request() {
     wrong.method = "PATCH".into();
     for (engine, allowed) in [
         ("palisade", palisade.decide(&wrong)),
+        ("palisade-calico", palisade_calico.decide(&wrong)),
         ("cedar", cedar.decide(&wrong)),
         ("regorus", rego.decide(&wrong)),
         ("scan", scan.decide(&wrong)),
