@@ -40,6 +40,18 @@
 #define PALISADE_DIRECTION_EGRESS 2
 
 /**
+ * `palisade_flowlog_new`'s `aggregation`: one record per evaluated side of each decision,
+ * not aggregated (each with its `palisade.decision_id`).
+ */
+#define PALISADE_FLOWLOG_AGGREGATION_NONE -1
+
+/**
+ * `palisade_flowlog_new`'s `aggregation`: Felix's defaults, level 2 for allowed flows and
+ * 1 for denied ones. Levels 0-3 aggregate allowed and denied flows alike at that level.
+ */
+#define PALISADE_FLOWLOG_AGGREGATION_DEFAULT -2
+
+/**
  * The status of an ABI call.
  */
 typedef enum {
@@ -138,6 +150,13 @@ typedef struct palisade_engine palisade_engine;
  * An error with its message and, for bundle errors, its location.
  */
 typedef struct palisade_error palisade_error;
+
+/**
+ * A flow logger over an engine: decides like `palisade_engine_decide` and records each
+ * decision (allocation-free, never waits) into a bounded queue; `palisade_flowlog_drain_json`
+ * turns the queue into Calico-format flow-log records. It keeps its engine alive.
+ */
+typedef struct palisade_flowlog palisade_flowlog;
 
 /**
  * A pinned snapshot: valid until released, whatever reloads happen.
@@ -529,6 +548,51 @@ void palisade_store_free(palisade_store *store);
  * `palisade_string_free`); NULL when `snapshot` is NULL.
  */
 char *palisade_snapshot_skipped_json(const palisade_snapshot *snapshot);
+
+/**
+ * Creates a flow logger deciding with `engine` (which it keeps alive: the engine may be
+ * freed first). `capacity` is the number of decisions its queue holds (0: the default,
+ * 4096), allocated now; when the queue is full further decisions are still decided but not
+ * recorded, and counted (`palisade_flowlog_dropped`). `aggregation` is how
+ * `palisade_flowlog_drain_json` aggregates: `PALISADE_FLOWLOG_AGGREGATION_NONE`,
+ * `PALISADE_FLOWLOG_AGGREGATION_DEFAULT`, or a Calico level 0-3. Returns NULL on error
+ * (NULL engine, another aggregation value), with `*err` set when `err` is not NULL. Free
+ * with `palisade_flowlog_free`. Every function on a flow logger may be called from any
+ * thread, concurrently.
+ */
+palisade_flowlog *palisade_flowlog_new(const palisade_engine *engine,
+                                       size_t capacity,
+                                       int32_t aggregation,
+                                       palisade_error **err);
+
+/**
+ * Decides a request against the engine's snapshot in force, as `palisade_engine_decide`
+ * does (same statuses, same decision), and records the decision for the flow log. Never
+ * blocks or allocates (for requests without JWT claims). Always fills `*out` (when not
+ * NULL): on any non-OK status it is a deny. Requests that do not translate (a non-OK
+ * status other than `PALISADE_STATUS_NO_BUNDLE`) are not recorded.
+ */
+palisade_status palisade_flowlog_decide(const palisade_flowlog *flowlog,
+                                        const palisade_request *request,
+                                        palisade_decision *out);
+
+/**
+ * Takes every recorded decision and returns its flow-log records, aggregated as configured,
+ * as Calico `flows.log` JSON lines (each ending in a newline; an empty string when nothing
+ * was recorded), an owned string to free with `palisade_string_free`. NULL when `flowlog`
+ * is NULL (or on an internal error).
+ */
+char *palisade_flowlog_drain_json(const palisade_flowlog *flowlog);
+
+/**
+ * How many decisions were not recorded because the queue was full (never reset; 0 for NULL).
+ */
+uint64_t palisade_flowlog_dropped(const palisade_flowlog *flowlog);
+
+/**
+ * Frees a flow logger (decisions still queued are discarded). NULL is ignored.
+ */
+void palisade_flowlog_free(palisade_flowlog *flowlog);
 
 /**
  * Frees a string returned by Palisade. NULL is ignored.

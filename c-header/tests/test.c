@@ -286,6 +286,96 @@ int main(void) {
     CHECK(palisade_snapshot_generation(again) == 1, "still generation 1");
     palisade_snapshot_release(again);
     palisade_snapshot_release(snap);
+
+    /* Flow logs: decisions through a flow logger, drained as Calico JSON lines; a full
+     * queue still decides, drops the record and counts it. */
+    {
+        palisade_flowlog *fl = palisade_flowlog_new(engine, 2, PALISADE_FLOWLOG_AGGREGATION_NONE, &err);
+        CHECK(fl != NULL && err == NULL, "flowlog_new");
+        palisade_request cart = tcp(ip4(10, 1, 0, 5), "spiffe://cluster.local/ns/shop/sa/frontend", ip4(10, 1, 0, 9), 8080);
+        cart.has_http = true;
+        cart.method = str("GET");
+        cart.path = str("/api/cart/42");
+        palisade_request quarantined = tcp(ip4(10, 1, 0, 66), NULL, ip4(10, 1, 0, 9), 8080);
+        CHECK(palisade_flowlog_decide(fl, &cart, &d) == PALISADE_STATUS_OK && d.action == PALISADE_ACTION_ALLOW &&
+                  d.reason == PALISADE_REASON_RULE && d.rule == 0 && d.generation == 1,
+              "flowlog decide allow");
+        CHECK(palisade_flowlog_decide(fl, &quarantined, &d) == PALISADE_STATUS_OK && d.action == PALISADE_ACTION_DENY,
+              "flowlog decide deny");
+        CHECK(palisade_flowlog_dropped(fl) == 0, "nothing dropped yet");
+        /* The queue holds 2: the third decision is decided and counted as dropped. */
+        CHECK(palisade_flowlog_decide(fl, &cart, &d) == PALISADE_STATUS_OK && d.action == PALISADE_ACTION_ALLOW,
+              "full queue still decides");
+        CHECK(palisade_flowlog_dropped(fl) == 1, "dropped %llu", (unsigned long long)palisade_flowlog_dropped(fl));
+        /* A request that does not translate: a deny with an error status, not recorded. */
+        palisade_request badfam = cart;
+        badfam.dst_ip.family = 9;
+        CHECK(palisade_flowlog_decide(fl, &badfam, &d) == PALISADE_STATUS_INVALID_ARGUMENT &&
+                  d.action == PALISADE_ACTION_DENY,
+              "flowlog bad family");
+        char *lines = palisade_flowlog_drain_json(fl);
+        CHECK(lines != NULL, "drain_json");
+        if (lines) {
+            int n = 0;
+            for (const char *c = lines; *c; c++) n += *c == '\n';
+            CHECK(n >= 2 && lines[strlen(lines) - 1] == '\n', "%d lines: %s", n, lines);
+            CHECK(strstr(lines, "\"reporter\":\"dst\"") && strstr(lines, "\"dest_name_aggr\":\"cart-5c4b\"") &&
+                      strstr(lines, "|shop/default.cart-api|allow|0\"") && strstr(lines, "\"http_requests_allowed_in\":1") &&
+                      strstr(lines, "\"action\":\"deny\"") && strstr(lines, "security.block-quarantine|deny|") &&
+                      strstr(lines, "\"decision_id\":\"") && strstr(lines, "\"http_path\":\"/api/cart/42\""),
+                  "flow records: %s", lines);
+            palisade_string_free(lines);
+        }
+        lines = palisade_flowlog_drain_json(fl);
+        CHECK(lines != NULL && lines[0] == '\0', "second drain empty");
+        palisade_string_free(lines);
+        CHECK(palisade_flowlog_dropped(fl) == 1, "dropped is never reset");
+        palisade_flowlog_free(fl);
+
+        /* Aggregation at level 1: source ports aggregated away, three flows in one record. */
+        fl = palisade_flowlog_new(engine, 0, 1, &err);
+        CHECK(fl != NULL && err == NULL, "flowlog_new level 1");
+        for (int port = 40001; port <= 40003; port++) {
+            cart.src_port = port;
+            CHECK(palisade_flowlog_decide(fl, &cart, &d) == PALISADE_STATUS_OK, "aggregated decide");
+        }
+        lines = palisade_flowlog_drain_json(fl);
+        CHECK(lines && strstr(lines, "\"reporter\":\"dst\"") && strstr(lines, "\"source_port\":null") &&
+                  strstr(lines, "\"num_flows\":3") && !strstr(lines, "\"decision_id\""),
+              "aggregated records: %s", lines ? lines : "(null)");
+        palisade_string_free(lines);
+        palisade_flowlog_free(fl);
+
+        /* Bad arguments. */
+        CHECK(palisade_flowlog_new(engine, 0, 4, &err) == NULL && err != NULL &&
+                  palisade_error_status(err) == PALISADE_STATUS_INVALID_ARGUMENT,
+              "bad aggregation level");
+        palisade_error_free(err);
+        err = NULL;
+        CHECK(palisade_flowlog_new(NULL, 0, PALISADE_FLOWLOG_AGGREGATION_DEFAULT, &err) == NULL && err != NULL &&
+                  palisade_error_status(err) == PALISADE_STATUS_NULL_ARGUMENT,
+              "flowlog of a NULL engine");
+        palisade_error_free(err);
+        err = NULL;
+        d.action = PALISADE_ACTION_ALLOW;
+        CHECK(palisade_flowlog_decide(NULL, &cart, &d) == PALISADE_STATUS_NULL_ARGUMENT && d.action == PALISADE_ACTION_DENY,
+              "flowlog decide NULL");
+        CHECK(palisade_flowlog_drain_json(NULL) == NULL && palisade_flowlog_dropped(NULL) == 0, "NULL flowlog");
+        palisade_flowlog_free(NULL);
+
+        /* Nothing loaded: a no_bundle deny, recorded with its reason. The flow logger keeps
+         * its engine alive after palisade_engine_free. */
+        palisade_engine *empty = palisade_engine_new(NULL, NULL);
+        fl = palisade_flowlog_new(empty, 4, PALISADE_FLOWLOG_AGGREGATION_DEFAULT, NULL);
+        palisade_engine_free(empty);
+        CHECK(fl != NULL && palisade_flowlog_decide(fl, &cart, &d) == PALISADE_STATUS_NO_BUNDLE &&
+                  d.action == PALISADE_ACTION_DENY && d.reason == PALISADE_REASON_NO_BUNDLE,
+              "flowlog no bundle");
+        lines = palisade_flowlog_drain_json(fl);
+        CHECK(lines && strstr(lines, "\"reason\":\"no_bundle\""), "no_bundle record: %s", lines ? lines : "(null)");
+        palisade_string_free(lines);
+        palisade_flowlog_free(fl);
+    }
     palisade_engine_free(engine);
 
     /* Concurrent decisions while another thread reloads. */

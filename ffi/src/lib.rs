@@ -12,6 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
+use palisade_core::flowlog::{Aggregation, FlowLog, FlowLogConfig};
 use palisade_core::{
     Action, Address, Auth, Config, Decision, Direction, Engine, Headers, Http, Icmp, LoadError, Peer, Reason, Request,
     Side, Snapshot, StrList,
@@ -58,7 +59,7 @@ pub struct palisade_error {
 
 /// A policy decision point: holds the snapshot in force.
 pub struct palisade_engine {
-    engine: Engine,
+    engine: Arc<Engine>,
 }
 
 /// A pinned snapshot: valid until released, whatever reloads happen.
@@ -75,6 +76,15 @@ pub struct palisade_store {
 /// A writer that may change the policies of some tiers only (no Tier object, no network set).
 pub struct palisade_tier_writer {
     writer: palisade_ownership::TierWriter,
+}
+
+/// A flow logger over an engine: decides like `palisade_engine_decide` and records each
+/// decision (allocation-free, never waits) into a bounded queue; `palisade_flowlog_drain_json`
+/// turns the queue into Calico-format flow-log records. It keeps its engine alive.
+pub struct palisade_flowlog {
+    log: FlowLog,
+    engine: Arc<Engine>,
+    aggregated: bool,
 }
 
 /// A string given as pointer and length (not NUL-terminated). `ptr == NULL` means absent.
@@ -407,7 +417,7 @@ pub unsafe extern "C" fn palisade_engine_new(
                 return unsafe { report(err, make_error(palisade_status::Config, "config", &e.to_string())) };
             }
         }
-        out = Box::into_raw(Box::new(palisade_engine { engine: Engine::new(cfg) }));
+        out = Box::into_raw(Box::new(palisade_engine { engine: Arc::new(Engine::new(cfg)) }));
         palisade_status::Ok
     });
     if status == palisade_status::Panic {
@@ -434,7 +444,7 @@ pub unsafe extern "C" fn palisade_engine_new_from_config_text(
         };
         match Config::from_yaml(text) {
             Ok(cfg) => {
-                out = Box::into_raw(Box::new(palisade_engine { engine: Engine::new(cfg) }));
+                out = Box::into_raw(Box::new(palisade_engine { engine: Arc::new(Engine::new(cfg)) }));
                 palisade_status::Ok
             }
             Err(e) => unsafe { report(err, make_error(palisade_status::Config, "config", &e.to_string())) },
@@ -1033,6 +1043,139 @@ pub unsafe extern "C" fn palisade_snapshot_skipped_json(snapshot: *const palisad
         cstring(&palisade_core::lint::skipped_json(snap.snapshot.bundle()).to_string()).into_raw()
     }))
     .unwrap_or(std::ptr::null_mut())
+}
+
+/// `palisade_flowlog_new`'s `aggregation`: one record per evaluated side of each decision,
+/// not aggregated (each with its `palisade.decision_id`).
+pub const PALISADE_FLOWLOG_AGGREGATION_NONE: i32 = -1;
+/// `palisade_flowlog_new`'s `aggregation`: Felix's defaults, level 2 for allowed flows and
+/// 1 for denied ones. Levels 0-3 aggregate allowed and denied flows alike at that level.
+pub const PALISADE_FLOWLOG_AGGREGATION_DEFAULT: i32 = -2;
+
+/// Creates a flow logger deciding with `engine` (which it keeps alive: the engine may be
+/// freed first). `capacity` is the number of decisions its queue holds (0: the default,
+/// 4096), allocated now; when the queue is full further decisions are still decided but not
+/// recorded, and counted (`palisade_flowlog_dropped`). `aggregation` is how
+/// `palisade_flowlog_drain_json` aggregates: `PALISADE_FLOWLOG_AGGREGATION_NONE`,
+/// `PALISADE_FLOWLOG_AGGREGATION_DEFAULT`, or a Calico level 0-3. Returns NULL on error
+/// (NULL engine, another aggregation value), with `*err` set when `err` is not NULL. Free
+/// with `palisade_flowlog_free`. Every function on a flow logger may be called from any
+/// thread, concurrently.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn palisade_flowlog_new(
+    engine: *const palisade_engine,
+    capacity: usize,
+    aggregation: i32,
+    err: *mut *mut palisade_error,
+) -> *mut palisade_flowlog {
+    let mut out: *mut palisade_flowlog = std::ptr::null_mut();
+    let status = guard(|| {
+        if engine.is_null() {
+            return unsafe { report(err, make_error(palisade_status::NullArgument, "argument", "NULL engine")) };
+        }
+        // SAFETY: checked non-NULL; the engine lives for the call.
+        let engine = unsafe { &*engine }.engine.clone();
+        let mut config = FlowLogConfig::default();
+        if capacity > 0 {
+            config.capacity = capacity;
+        }
+        let aggregated = match aggregation {
+            PALISADE_FLOWLOG_AGGREGATION_NONE => false,
+            PALISADE_FLOWLOG_AGGREGATION_DEFAULT => true,
+            n => match u8::try_from(n).ok().and_then(Aggregation::from_level) {
+                Some(level) => {
+                    config.aggregation_allowed = level;
+                    config.aggregation_denied = level;
+                    true
+                }
+                None => {
+                    let msg = format!("aggregation {n}: give -1 (none), -2 (Felix's defaults) or a level 0-3");
+                    return unsafe { report(err, make_error(palisade_status::InvalidArgument, "argument", &msg)) };
+                }
+            },
+        };
+        let log = FlowLog::new(config);
+        if let Some(s) = engine.snapshot() {
+            log.prepare(&s);
+        }
+        out = Box::into_raw(Box::new(palisade_flowlog { log, engine, aggregated }));
+        palisade_status::Ok
+    });
+    if status == palisade_status::Panic {
+        unsafe { report(err, make_error(palisade_status::Panic, "panic", "internal error (panic caught)")) };
+    }
+    out
+}
+
+/// Decides a request against the engine's snapshot in force, as `palisade_engine_decide`
+/// does (same statuses, same decision), and records the decision for the flow log. Never
+/// blocks or allocates (for requests without JWT claims). Always fills `*out` (when not
+/// NULL): on any non-OK status it is a deny. Requests that do not translate (a non-OK
+/// status other than `PALISADE_STATUS_NO_BUNDLE`) are not recorded.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn palisade_flowlog_decide(
+    flowlog: *const palisade_flowlog,
+    request: *const palisade_request,
+    out: *mut palisade_decision,
+) -> palisade_status {
+    unsafe {
+        decide_into(out, |out| {
+            if flowlog.is_null() || request.is_null() {
+                return palisade_status::NullArgument;
+            }
+            // SAFETY: checked non-NULL; both live for the call.
+            let (fl, req) = (&*flowlog, &*request);
+            match with_request(req, |r| fl.log.decide(&fl.engine, r)) {
+                Ok(d) => {
+                    *out = to_c(&d);
+                    if d.reason == Reason::NoBundle { palisade_status::NoBundle } else { palisade_status::Ok }
+                }
+                Err(status) => status,
+            }
+        })
+    }
+}
+
+/// Takes every recorded decision and returns its flow-log records, aggregated as configured,
+/// as Calico `flows.log` JSON lines (each ending in a newline; an empty string when nothing
+/// was recorded), an owned string to free with `palisade_string_free`. NULL when `flowlog`
+/// is NULL (or on an internal error).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn palisade_flowlog_drain_json(flowlog: *const palisade_flowlog) -> *mut c_char {
+    if flowlog.is_null() {
+        return std::ptr::null_mut();
+    }
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: checked non-NULL.
+        let fl = unsafe { &*flowlog };
+        let records = if fl.aggregated { fl.log.drain_aggregated() } else { fl.log.drain() };
+        let mut text = String::new();
+        for r in &records {
+            text.push_str(&r.to_json_line());
+            text.push('\n');
+        }
+        cstring(&text).into_raw()
+    }))
+    .unwrap_or(std::ptr::null_mut())
+}
+
+/// How many decisions were not recorded because the queue was full (never reset; 0 for NULL).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn palisade_flowlog_dropped(flowlog: *const palisade_flowlog) -> u64 {
+    if flowlog.is_null() {
+        return 0;
+    }
+    // SAFETY: checked non-NULL.
+    unsafe { &*flowlog }.log.stats().dropped
+}
+
+/// Frees a flow logger (decisions still queued are discarded). NULL is ignored.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn palisade_flowlog_free(flowlog: *mut palisade_flowlog) {
+    if !flowlog.is_null() {
+        // SAFETY: the pointer came from palisade_flowlog_new and is freed once.
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(flowlog) })));
+    }
 }
 
 /// Frees a string returned by Palisade. NULL is ignored.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use palisade_core::eval::Trace;
 use palisade_core::explain::decision_json;
+use palisade_core::flowlog::{Aggregation, FlowLog as CoreFlowLog, FlowLogConfig};
 use palisade_core::{Config, Decision as CoreDecision, Engine as CoreEngine, LoadError, OwnedRequest, Snapshot};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
@@ -471,6 +472,105 @@ impl Engine {
     }
 }
 
+/// A flow logger over an engine: `decide` decides as `Engine.decide` does and records the
+/// decision into a bounded queue (allocation-free, never waits); `drain` returns the records
+/// in Calico's flow-log format. A full queue drops records and counts them (`dropped`).
+#[pyclass(frozen, module = "palisade._palisade")]
+struct FlowLog {
+    log: CoreFlowLog,
+    engine: Py<Engine>,
+    aggregated: bool,
+}
+
+#[pymethods]
+impl FlowLog {
+    /// `capacity` decisions are held until `drain` (allocated now). `aggregation`: None for
+    /// one record per evaluated side of each decision, a Calico level 0-3 for allowed and
+    /// denied flows alike, or `"default"` for Felix's defaults (2 allowed, 1 denied).
+    #[new]
+    #[pyo3(signature = (engine, capacity=4096, aggregation=None))]
+    fn new(engine: &Bound<'_, Engine>, capacity: usize, aggregation: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        if capacity == 0 {
+            return Err(pyo3::exceptions::PyValueError::new_err("capacity must be at least 1"));
+        }
+        let mut config = FlowLogConfig { capacity, ..FlowLogConfig::default() };
+        let bad = || pyo3::exceptions::PyValueError::new_err("aggregation: give None, \"default\" or a level 0-3");
+        let aggregated = match aggregation {
+            None => false,
+            Some(a) if a.is_none() => false,
+            Some(a) if a.cast::<PyString>().is_ok() => {
+                if a.extract::<String>()? != "default" {
+                    return Err(bad());
+                }
+                true
+            }
+            Some(a) => {
+                let level = a.extract::<u8>().ok().and_then(Aggregation::from_level).ok_or_else(bad)?;
+                config.aggregation_allowed = level;
+                config.aggregation_denied = level;
+                true
+            }
+        };
+        let log = CoreFlowLog::new(config);
+        if let Some(s) = engine.get().engine.snapshot() {
+            log.prepare(&s);
+        }
+        Ok(FlowLog { log, engine: engine.clone().unbind(), aggregated })
+    }
+
+    /// Decides like `Engine.decide` (same arguments, same decision; `trace` is None) and
+    /// records the decision. A request that does not parse is not recorded.
+    #[pyo3(signature = (request=None, *, strict=false, **kwargs))]
+    fn decide(
+        &self,
+        py: Python<'_>,
+        request: Option<&Bound<'_, PyAny>>,
+        strict: bool,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Decision> {
+        let engine = self.engine.get();
+        let before = engine.engine.snapshot();
+        match engine.owned(py, request, kwargs)? {
+            Ok(r) => {
+                let d = self.log.decide(&engine.engine, &r.as_request());
+                // Names are read from the snapshot that decided (a reload may have come between).
+                let snapshot = match before {
+                    Some(s) if s.generation() == d.generation => Some(s),
+                    _ => engine.engine.snapshot().filter(|s| s.generation() == d.generation),
+                };
+                Ok(Decision { d, snapshot, trace: None })
+            }
+            Err(msg) if strict => Err(RequestError::new_err(msg)),
+            Err(_) => {
+                let generation = before.as_ref().map(|s| s.generation()).unwrap_or(0);
+                Ok(Decision {
+                    d: CoreDecision::invalid("the request does not parse", generation),
+                    snapshot: before,
+                    trace: None,
+                })
+            }
+        }
+    }
+
+    /// Takes every recorded decision and returns its flow-log records (aggregated as
+    /// configured), each a dict with Calico's field names.
+    fn drain<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let records = py.detach(|| if self.aggregated { self.log.drain_aggregated() } else { self.log.drain() });
+        records.iter().map(|r| json_to_py(py, &serde_json::to_value(r).unwrap_or(Value::Null))).collect()
+    }
+
+    /// Decisions not recorded because the queue was full (never reset).
+    #[getter]
+    fn dropped(&self) -> u64 {
+        self.log.stats().dropped
+    }
+
+    fn __repr__(&self) -> String {
+        let s = self.log.stats();
+        format!("FlowLog(capacity={}, captured={}, dropped={})", self.log.config().capacity, s.captured, s.dropped)
+    }
+}
+
 /// Lints files and directories: returns the warnings as strings; raises `BundleError` on errors.
 #[pyfunction]
 fn lint_paths(py: Python<'_>, paths: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
@@ -490,6 +590,7 @@ fn _palisade(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Engine>()?;
     m.add_class::<Request>()?;
     m.add_class::<Decision>()?;
+    m.add_class::<FlowLog>()?;
     m.add_function(wrap_pyfunction!(lint_paths, m)?)?;
     m.add("PalisadeError", py.get_type::<PalisadeError>())?;
     m.add("BundleError", py.get_type::<BundleError>())?;
