@@ -71,5 +71,36 @@ export declare class Engine {
   skipped(): any
 }
 
+/**
+ * A flow logger over an engine: `decide` decides as `Engine.decide` does and records the
+ * decision into a bounded queue (allocation-free, never waits); `drain` returns the records
+ * in Calico's flow-log format. A full queue drops records and counts them (`dropped`).
+ */
+export declare class FlowLog {
+  /**
+   * A flow logger deciding with `engine`. `capacity` decisions (default 4096) are held
+   * until `drain` (allocated now). `aggregation`: null for one record per evaluated side of
+   * each decision, a Calico level 0-3 for allowed and denied flows alike, or `'default'`
+   * for Felix's defaults (2 allowed, 1 denied).
+   */
+  constructor(engine: Engine, capacity?: number | null, aggregation?: number | 'default' | null)
+  /**
+   * Decides like `Engine.decide` (same arguments, same decision; `trace` is empty) and
+   * records the decision. A request that does not parse is not recorded.
+   */
+  decide(request: Request, strict?: boolean): Decision
+  /** `decide` on JSON text (what `palisade.js` calls). */
+  decideJson(request: string, strict?: boolean | undefined | null): string
+  /**
+   * Takes every recorded decision and returns its flow-log records (aggregated as
+   * configured), objects with Calico's field names.
+   */
+  drain(): Record<string, any>[]
+  /** `drain` as a JSON array (what `palisade.js` calls). */
+  drainJson(): string
+  /** Decisions not recorded because the queue was full (never reset). */
+  get dropped(): number
+}
+
 /** The library version. */
 export declare function version(): string

@@ -30,5 +30,11 @@ native.Engine.prototype.decideMany = function (requests) {
   if (!Array.isArray(requests)) throw new TypeError('decideMany takes an array of requests')
   return JSON.parse(this.decideManyJson(JSON.stringify(requests)))
 }
+native.FlowLog.prototype.decide = function (request, strict) {
+  return JSON.parse(this.decideJson(JSON.stringify(request), strict))
+}
+native.FlowLog.prototype.drain = function () {
+  return JSON.parse(this.drainJson())
+}
 
 module.exports = native

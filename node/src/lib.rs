@@ -9,6 +9,7 @@ use std::sync::Arc;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use palisade_core::explain::decision_json;
+use palisade_core::flowlog::{Aggregation, FlowLog as CoreFlowLog, FlowLogConfig};
 use palisade_core::{Config, Decision, Engine as CoreEngine, LoadError, OwnedRequest};
 use serde_json::Value;
 
@@ -275,6 +276,124 @@ impl Engine {
     #[napi]
     pub fn skipped(&self) -> Value {
         self.inner.snapshot().map(|s| palisade_core::lint::skipped_json(s.bundle())).unwrap_or(Value::Array(Vec::new()))
+    }
+}
+
+/// A flow logger over an engine: `decide` decides as `Engine.decide` does and records the
+/// decision into a bounded queue (allocation-free, never waits); `drain` returns the records
+/// in Calico's flow-log format. A full queue drops records and counts them (`dropped`).
+#[napi]
+pub struct FlowLog {
+    log: CoreFlowLog,
+    engine: Arc<CoreEngine>,
+    aggregated: bool,
+}
+
+impl FlowLog {
+    fn decide_parsed(
+        &self,
+        env: &Env,
+        parsed: std::result::Result<OwnedRequest, palisade_core::RequestError>,
+        strict: Option<bool>,
+    ) -> Result<Value> {
+        let before = self.engine.snapshot();
+        match parsed {
+            Ok(r) => {
+                let d = self.log.decide(&self.engine, &r.as_request());
+                // Names are read from the snapshot that decided (a reload may have come between).
+                let snapshot = match before {
+                    Some(s) if s.generation() == d.generation => Some(s),
+                    _ => self.engine.snapshot().filter(|s| s.generation() == d.generation),
+                };
+                Ok(decision_json(snapshot.as_deref().map(|s| s.bundle()), &d, &Default::default()))
+            }
+            Err(e) if strict == Some(true) => Err(throw(
+                env,
+                "REQUEST_ERROR",
+                &e.to_string(),
+                &[("field", Value::String(e.field.clone())), ("detail", Value::String(e.message.clone()))],
+            )),
+            Err(_) => {
+                let g = before.as_ref().map(|s| s.generation()).unwrap_or(0);
+                let d = Decision::invalid("the request does not parse", g);
+                Ok(decision_json(before.as_deref().map(|s| s.bundle()), &d, &Default::default()))
+            }
+        }
+    }
+
+    fn records(&self) -> Vec<palisade_core::flowlog::FlowRecord> {
+        if self.aggregated { self.log.drain_aggregated() } else { self.log.drain() }
+    }
+}
+
+#[napi]
+impl FlowLog {
+    /// A flow logger deciding with `engine`. `capacity` decisions (default 4096) are held
+    /// until `drain` (allocated now). `aggregation`: null for one record per evaluated side of
+    /// each decision, a Calico level 0-3 for allowed and denied flows alike, or `'default'`
+    /// for Felix's defaults (2 allowed, 1 denied).
+    #[napi(
+        constructor,
+        ts_args_type = "engine: Engine, capacity?: number | null, aggregation?: number | 'default' | null"
+    )]
+    pub fn new(env: Env, engine: &Engine, capacity: Option<u32>, aggregation: Option<Value>) -> Result<Self> {
+        let capacity = capacity.unwrap_or(4096) as usize;
+        let bad = |msg: &str| throw(&env, "ARGUMENT_ERROR", msg, &[]);
+        if capacity == 0 {
+            return Err(bad("capacity must be at least 1"));
+        }
+        let mut config = FlowLogConfig { capacity, ..FlowLogConfig::default() };
+        let aggregated = match aggregation {
+            None | Some(Value::Null) => false,
+            Some(Value::String(s)) if s == "default" => true,
+            Some(v) => {
+                let level = v.as_u64().and_then(|n| u8::try_from(n).ok()).and_then(Aggregation::from_level);
+                let Some(level) = level else {
+                    return Err(bad("aggregation: give null, 'default' or a level 0-3"));
+                };
+                config.aggregation_allowed = level;
+                config.aggregation_denied = level;
+                true
+            }
+        };
+        let log = CoreFlowLog::new(config);
+        if let Some(s) = engine.inner.snapshot() {
+            log.prepare(&s);
+        }
+        Ok(FlowLog { log, engine: engine.inner.clone(), aggregated })
+    }
+
+    /// Decides like `Engine.decide` (same arguments, same decision; `trace` is empty) and
+    /// records the decision. A request that does not parse is not recorded.
+    #[napi(ts_args_type = "request: Request, strict?: boolean", ts_return_type = "Decision")]
+    pub fn decide(&self, env: Env, request: Value, strict: Option<bool>) -> Result<Value> {
+        self.decide_parsed(&env, parse(request), strict)
+    }
+
+    /// `decide` on JSON text (what `palisade.js` calls).
+    #[napi]
+    pub fn decide_json(&self, env: Env, request: String, strict: Option<bool>) -> Result<String> {
+        let parsed = palisade_core::request::parse_json(&request).and_then(parse);
+        self.decide_parsed(&env, parsed, strict).map(|v| v.to_string())
+    }
+
+    /// Takes every recorded decision and returns its flow-log records (aggregated as
+    /// configured), objects with Calico's field names.
+    #[napi(ts_return_type = "Record<string, any>[]")]
+    pub fn drain(&self) -> Value {
+        Value::Array(self.records().iter().map(|r| serde_json::to_value(r).unwrap_or(Value::Null)).collect())
+    }
+
+    /// `drain` as a JSON array (what `palisade.js` calls).
+    #[napi]
+    pub fn drain_json(&self) -> String {
+        serde_json::to_string(&self.records()).unwrap_or_else(|_| "[]".into())
+    }
+
+    /// Decisions not recorded because the queue was full (never reset).
+    #[napi(getter)]
+    pub fn dropped(&self) -> i64 {
+        self.log.stats().dropped as i64
     }
 }
 
