@@ -33,7 +33,7 @@ fn check(size: &Size) {
         assert_eq!(kind(&dk), palisade::model::PolicyKind::KubernetesNetworkPolicy);
         let (_, trace) = snap.decide_traced(&i.as_request());
         let ingress = trace.ingress.unwrap();
-        assert!(ingress.iter().any(|h| matches!(h.source, palisade::eval::HitSource::Policy { policy, .. }
+        assert!(ingress.iter().any(|h| matches!(h.source, palisade::trace::HitSource::Policy { policy, .. }
             if snap.bundle().policy(policy).unwrap().kind == palisade::model::PolicyKind::AuthorizationPolicy)));
     }
 }

@@ -3,8 +3,7 @@
 use std::io::{BufRead, Read, Write};
 use std::process::ExitCode;
 
-use palisade::explain::decision_json;
-use palisade::{Config, Decision, Engine, OwnedRequest, Reason};
+use palisade::{Config, Engine, OwnedRequest, Reason};
 
 mod flows;
 
@@ -176,7 +175,6 @@ fn answer(
     out: &mut impl Write,
     flow: &mut Option<flows::Recorder>,
 ) -> std::io::Result<()> {
-    let snapshot = engine.snapshot();
     let parsed = input.and_then(|text| OwnedRequest::from_json(text).map_err(|e| request_error(&e)));
     let (json, readable) = match &parsed {
         Ok(req) => {
@@ -190,9 +188,8 @@ fn answer(
             (e.json().clone(), e.to_string())
         }
         Err(why) => {
-            let generation = snapshot.as_ref().map(|s| s.generation()).unwrap_or(0);
-            let d = Decision::invalid("the request does not parse", generation);
-            let json = decision_json(snapshot.as_deref().map(|s| s.bundle()), &d, &Default::default());
+            let unparsed = palisade::RequestError { field: "-".into(), message: why.clone() };
+            let json = palisade::answer::Answer::unparsed(engine, unparsed).json();
             eprintln!("palisade: {at}: invalid request: {why}");
             (json, format!("decision: deny (invalid_request)\n  why: {why}\n"))
         }

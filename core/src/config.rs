@@ -2,8 +2,8 @@
 
 use serde::Deserialize;
 
-use crate::decision::Action;
 use crate::error::ConfigError;
+use crate::model::Action;
 use crate::selector::ParseLimits;
 
 /// How the engine decides, and how much input it accepts.
@@ -82,10 +82,17 @@ impl Config {
         options.with_snippet = false;
         let value: serde_json::Value = serde_saphyr::from_str_with_options(text, options)
             .map_err(|e| ConfigError { field: "-".into(), message: e.to_string() })?;
+        Config::from_value(&value)
+    }
+
+    /// Reads a configuration from an already parsed value (what a binding gets from its
+    /// host: a dict, an object), with the same strict checks as [`Config::from_yaml`].
+    /// `null` is the default configuration.
+    pub fn from_value(value: &serde_json::Value) -> Result<Config, ConfigError> {
         if value.is_null() {
             return Ok(Config::default());
         }
-        let cfg: Config = crate::strict::from_value(&value)
+        let cfg: Config = crate::strict::from_value(value)
             .map_err(|(path, message)| ConfigError { field: if path == "." { "-".into() } else { path }, message })?;
         cfg.validate()?;
         Ok(cfg)

@@ -1,29 +1,8 @@
 //! The decision: allow or deny, and why. It carries ids, not strings, so that `decide`
 //! allocates nothing; names are looked up in the snapshot that made it.
 
-use serde::{Deserialize, Serialize};
-
+pub use crate::model::{Action, Side};
 use crate::model::{PolicyId, TierId};
-
-/// Allow or deny.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// The connection or request may proceed.
-    Allow,
-    /// It may not.
-    Deny,
-}
-
-impl Action {
-    /// `allow` or `deny`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Allow => "allow",
-            Action::Deny => "deny",
-        }
-    }
-}
 
 /// Why the decision is what it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -68,25 +47,6 @@ impl Reason {
         Reason::InvalidRequest,
         Reason::NoBundle,
     ];
-}
-
-/// A direction of policy: the destination's ingress or the source's egress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Side {
-    /// The destination endpoint's ingress policy.
-    Ingress,
-    /// The source endpoint's egress policy.
-    Egress,
-}
-
-impl Side {
-    /// `ingress` or `egress`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Side::Ingress => "ingress",
-            Side::Egress => "egress",
-        }
-    }
 }
 
 /// Which end of the connection an identity reason concerns.

@@ -5,10 +5,9 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::decision::{Decision, Reason};
-use crate::eval::Trace;
 use crate::model::Bundle;
 use crate::request::Request;
-use crate::snapshot::Snapshot;
+use crate::trace::Trace;
 
 #[derive(Serialize)]
 struct StagedJson {
@@ -35,13 +34,26 @@ struct DecisionJson {
     l7_pending: bool,
     staged: Option<StagedJson>,
     generation: u64,
+    detail: Option<String>,
     trace: TraceJson,
 }
 
 /// Renders a decision (and its trace) as the JSON object of SPEC 7, with names looked up
-/// in `bundle`. Every key is present; keys that do not apply are `null`.
+/// in `bundle`. Every key is present; keys that do not apply are `null`. `detail` is the
+/// decision's own (why an `invalid_request`); see [`decision_json_with_detail`].
 pub fn decision_json(bundle: Option<&Bundle>, d: &Decision, trace: &Trace) -> serde_json::Value {
-    let render = |hits: &Option<Vec<crate::eval::Hit>>| {
+    decision_json_with_detail(bundle, d, trace, d.detail.map(str::to_string))
+}
+
+/// [`decision_json`] with `detail` given by the caller (a request that did not parse: the
+/// parse error).
+pub fn decision_json_with_detail(
+    bundle: Option<&Bundle>,
+    d: &Decision,
+    trace: &Trace,
+    detail: Option<String>,
+) -> serde_json::Value {
+    let render = |hits: &Option<Vec<crate::trace::Hit>>| {
         hits.as_ref().map(|h| {
             h.iter().enumerate().map(|(i, hit)| bundle.map(|b| hit.render(i, b)).unwrap_or_default()).collect()
         })
@@ -70,6 +82,7 @@ pub fn decision_json(bundle: Option<&Bundle>, d: &Decision, trace: &Trace) -> se
         l7_pending: d.l7_pending,
         staged: d.staged.map(|a| StagedJson { action: a.as_str() }),
         generation: d.generation,
+        detail,
         trace: TraceJson { egress: render(&trace.egress), ingress: render(&trace.ingress) },
     };
     serde_json::to_value(j).unwrap_or(serde_json::Value::Null)
@@ -79,8 +92,8 @@ pub fn decision_json(bundle: Option<&Bundle>, d: &Decision, trace: &Trace) -> se
 /// last such pass hit), if any.
 fn mesh_allow(bundle: &Bundle, trace: &Trace) -> Option<(crate::model::TierId, crate::model::PolicyId, i32)> {
     trace.ingress.as_ref()?.iter().rev().find_map(|h| match h.source {
-        crate::eval::HitSource::Policy { tier, policy }
-            if h.action == crate::eval::HitAction::Pass
+        crate::trace::HitSource::Policy { tier, policy }
+            if h.action == crate::trace::HitAction::Pass
                 && h.rule >= 0
                 && bundle.tier(tier).is_some_and(|t| t.name == "istio-allow") =>
         {
@@ -102,8 +115,9 @@ pub struct Explanation {
 }
 
 impl Explanation {
-    pub(crate) fn new(snapshot: &Snapshot, req: &Request<'_>, decision: Decision, trace: Trace) -> Explanation {
-        let bundle = snapshot.bundle();
+    /// Renders `decision` and its `trace` for `req`, with names looked up in `bundle` (the
+    /// bundle of the snapshot that decided).
+    pub fn new(bundle: &Bundle, req: &Request<'_>, decision: Decision, trace: Trace) -> Explanation {
         let json = decision_json(Some(bundle), &decision, &trace);
         let mut text = String::new();
         let who = |ip: std::net::IpAddr| -> String {
@@ -136,15 +150,15 @@ impl Explanation {
             for (i, h) in hits.iter().enumerate() {
                 let line = h.render(i, bundle);
                 let what = match (h.action, h.rule) {
-                    (crate::eval::HitAction::Log, _) => "rule matched, logged, evaluation goes on",
-                    (crate::eval::HitAction::Pass, -1) => "no policy decided; the tier's default action passes",
-                    (crate::eval::HitAction::Pass, _) => "rule matched: pass to the next tier",
-                    (crate::eval::HitAction::Deny, -1) => "no policy decided; the tier's default action denies",
-                    (_, _) if matches!(h.source, crate::eval::HitSource::Profile { .. }) => {
+                    (crate::trace::HitAction::Log, _) => "rule matched, logged, evaluation goes on",
+                    (crate::trace::HitAction::Pass, -1) => "no policy decided; the tier's default action passes",
+                    (crate::trace::HitAction::Pass, _) => "rule matched: pass to the next tier",
+                    (crate::trace::HitAction::Deny, -1) => "no policy decided; the tier's default action denies",
+                    (_, _) if matches!(h.source, crate::trace::HitSource::Profile { .. }) => {
                         "every tier passed or none applied: the profile default decides"
                     }
-                    (crate::eval::HitAction::Allow, _) => "rule matched: allow",
-                    (crate::eval::HitAction::Deny, _) => "rule matched: deny",
+                    (crate::trace::HitAction::Allow, _) => "rule matched: allow",
+                    (crate::trace::HitAction::Deny, _) => "rule matched: deny",
                 };
                 text.push_str(&format!("  {line:<48} {what}\n"));
             }

@@ -33,10 +33,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::decision::{Action, Decision, Reason};
 use crate::engine::Engine;
-use crate::eval::{Hit, HitAction, HitSource, Recorder};
 use crate::model::{Bundle, Policy, PolicyKind, StagedAction};
 use crate::request::{Direction, Request};
 use crate::snapshot::Snapshot;
+use crate::trace::{Hit, HitAction, HitSource, Recorder};
 
 /// Most hits recorded per side; a longer walk is recorded up to here and flagged
 /// `palisade.truncated`.
@@ -108,8 +108,8 @@ pub struct FixedTrace {
 }
 
 impl FixedTrace {
-    /// A copy of an allocated [`crate::eval::Trace`].
-    pub fn from_trace(t: &crate::eval::Trace) -> FixedTrace {
+    /// A copy of an allocated [`crate::trace::Trace`].
+    pub fn from_trace(t: &crate::trace::Trace) -> FixedTrace {
         FixedTrace { egress: SideHits::from_vec(t.egress.as_ref()), ingress: SideHits::from_vec(t.ingress.as_ref()) }
     }
 }
@@ -883,7 +883,12 @@ impl FlowLog {
     /// Decides `req` with the engine's snapshot and captures the decision. Lock-free and
     /// allocation-free; returns the same decision as [`Engine::decide`].
     pub fn decide(&self, engine: &Engine, req: &Request<'_>) -> Decision {
-        let snapshot = engine.snapshot();
+        self.decide_on(engine.snapshot(), req).0
+    }
+
+    /// [`FlowLog::decide`], also returning the snapshot that decided (for names: a reload
+    /// may come between the decision and the caller's own look at the engine).
+    pub fn decide_on(&self, snapshot: Option<Arc<Snapshot>>, req: &Request<'_>) -> (Decision, Option<Arc<Snapshot>>) {
         let mut trace = FixedTrace::default();
         let decision = match snapshot.as_deref() {
             Some(s) => s.decide_recorded(req, &mut trace),
@@ -900,8 +905,8 @@ impl FlowLog {
                 pending = Some(t);
             }
         }
-        self.capture(Capture::new(snapshot, req, decision, trace, pending));
-        decision
+        self.capture(Capture::new(snapshot.clone(), req, decision, trace, pending));
+        (decision, snapshot)
     }
 
     /// Queues a capture made elsewhere (never waits; drops and counts when full).

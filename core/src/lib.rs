@@ -19,11 +19,14 @@
 //! * [`Decision`]: the action, the [`Reason`], the deciding side, tier, policy and rule as
 //!   ids; [`explain::decision_json`] and [`Engine::explain`] render names and the
 //!   Calico-format trace.
+//! * [`answer`]: requests from JSON values or text to rendered answers, and one shape of
+//!   located error: the layer every binding and the CLI share.
 //! * [`Config`]: trust domain, `require_peer_identity`, `no_policy_action`, resource limits.
 //! * [`load`]: documents to the validated [`model::Bundle`]; errors are [`LoadError`]s
 //!   naming file, document, object and field.
 //! * [`selector`]: Calico's selector language.
-//! * [`eval::reference`]: the simple evaluator the fast path is tested against.
+//! * [`reference`]: the simple evaluator the fast path is tested against; [`trace`]: the
+//!   tier-walk vocabulary both evaluators record.
 //!
 //! ## Example: the stolen certificate
 //!
@@ -71,12 +74,12 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod answer;
 mod compiled;
 pub mod config;
 pub mod decision;
 pub mod engine;
 pub mod error;
-pub mod eval;
 pub mod explain;
 pub mod flowlog;
 pub mod http_path;
@@ -84,18 +87,21 @@ pub mod lint;
 pub mod load;
 pub mod model;
 pub mod net;
+pub mod reference;
 pub mod request;
 pub mod selector;
 pub mod snapshot;
 pub mod spiffe;
 pub mod store;
 mod strict;
+pub mod trace;
 
 pub use config::Config;
 pub use decision::{Action, Decision, Peer, Reason, Side};
 pub use engine::Engine;
 pub use error::{ConfigError, LoadError, LoadErrorKind, RequestError, SelectorError};
 pub use explain::Explanation;
+pub use request::validate::InvalidRequest;
 pub use request::{Address, Auth, Direction, Headers, Http, Icmp, OwnedRequest, Request, StrList};
 pub use snapshot::Snapshot;
 pub use store::{ApplyReport, Change};

@@ -10,6 +10,7 @@ use crate::error::RequestError;
 use crate::net::parse_ip;
 
 mod strict_de;
+pub mod validate;
 
 /// Protocol numbers Palisade names.
 pub mod proto {

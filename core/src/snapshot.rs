@@ -4,11 +4,12 @@ use crate::compiled::Program;
 use crate::config::Config;
 use crate::decision::Decision;
 use crate::error::LoadError;
-use crate::eval::{NoTrace, Trace, reference};
 use crate::explain::Explanation;
 use crate::load::{self, Source};
 use crate::model::Bundle;
+use crate::reference;
 use crate::request::Request;
+use crate::trace::{NoTrace, Trace};
 
 /// A loaded bundle, ready to decide. Immutable and `Send + Sync`.
 #[derive(Debug)]
@@ -99,7 +100,7 @@ impl Snapshot {
 
     /// Decides with the compiled program and records the tier walk into `rec`; allocation-free
     /// when the recorder is (as [`crate::flowlog::FixedTrace`] is).
-    pub fn decide_recorded<R: crate::eval::Recorder>(&self, req: &Request<'_>, rec: &mut R) -> Decision {
+    pub fn decide_recorded<R: crate::trace::Recorder>(&self, req: &Request<'_>, rec: &mut R) -> Decision {
         crate::compiled::decide(&self.program, req, self.generation, rec)
     }
 
@@ -111,6 +112,6 @@ impl Snapshot {
     /// Decides and explains.
     pub fn explain(&self, req: &Request<'_>) -> Explanation {
         let (d, t) = self.decide_traced(req);
-        Explanation::new(self, req, d, t)
+        Explanation::new(self.bundle(), req, d, t)
     }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use palisade::eval::{HitAction, HitSource};
+use palisade::trace::{HitAction, HitSource};
 use palisade::{Action, Config, Engine, OwnedRequest, Reason, Side};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PtConfig, TestCaseError, TestRunner};

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use palisade_core::explain::decision_json;
+use palisade_core::answer::{self, Answer, ErrorFields};
 use palisade_core::flowlog::{Aggregation, FlowLog as CoreFlowLog, FlowLogConfig};
-use palisade_core::{Config, Decision, Engine as CoreEngine, LoadError, OwnedRequest};
+use palisade_core::{Config, Engine as CoreEngine, LoadError, OwnedRequest, RequestError};
 use serde_json::Value;
 
 /// Throws an `Error` with `code` and extra string/number properties, and returns the
@@ -30,35 +30,32 @@ fn throw(env: &Env, code: &str, message: &str, fields: &[(&str, Value)]) -> Erro
     }
 }
 
+/// The located fields of an error as `Error` properties: the core's [`ErrorFields`] except
+/// `message` (an `Error`'s own `message` is the whole text).
+fn located(fields: &ErrorFields) -> Vec<(&'static str, Value)> {
+    let mut out = Vec::new();
+    if let Value::Object(m) = fields.json() {
+        for k in ["kind", "file", "document", "object", "field"] {
+            out.push((k, m.get(k).cloned().unwrap_or(Value::Null)));
+        }
+    }
+    out
+}
+
+/// A load error: the first error's location, and `errors`, every error as the core's
+/// [`ErrorFields`] (`kind`, `file`, `document`, `object`, `field`, `message`).
+fn load_error_fields(e: &LoadError) -> Vec<(&'static str, Value)> {
+    let mut fields = located(&ErrorFields::of_load(e));
+    fields.push(("errors", Value::Array(ErrorFields::all(e).iter().map(ErrorFields::json).collect())));
+    fields
+}
+
 fn load_error(env: &Env, e: &LoadError) -> Error {
-    let opt = |s: &Option<String>| s.clone().map(Value::String).unwrap_or(Value::Null);
-    let all: Vec<Value> = e
-        .all()
-        .map(|x| {
-            serde_json::json!({
-                "kind": x.kind.as_str(),
-                "file": if x.file.is_empty() { Value::Null } else { Value::String(x.file.clone()) },
-                "document": x.document,
-                "object": x.object,
-                "field": x.field,
-                "detail": x.message,
-            })
-        })
-        .collect();
-    throw(
-        env,
-        "BUNDLE_ERROR",
-        &e.report(),
-        &[
-            ("errors", Value::Array(all)),
-            ("kind", Value::String(e.kind.as_str().into())),
-            ("file", if e.file.is_empty() { Value::Null } else { Value::String(e.file.clone()) }),
-            ("document", e.document.map(Value::from).unwrap_or(Value::Null)),
-            ("object", opt(&e.object)),
-            ("field", opt(&e.field)),
-            ("detail", Value::String(e.message.clone())),
-        ],
-    )
+    throw(env, "BUNDLE_ERROR", &e.report(), &load_error_fields(e))
+}
+
+fn request_error(env: &Env, e: &RequestError) -> Error {
+    throw(env, "REQUEST_ERROR", &e.to_string(), &located(&ErrorFields::of_request(e)))
 }
 
 /// Accepts the JS spelling `remoteIp` for `remote_ip`.
@@ -71,8 +68,13 @@ fn normalise(mut v: Value) -> Value {
     v
 }
 
-fn parse(v: Value) -> std::result::Result<OwnedRequest, palisade_core::RequestError> {
+fn parse(v: Value) -> std::result::Result<OwnedRequest, RequestError> {
     OwnedRequest::from_value(normalise(v))
+}
+
+/// Strict JSON text (a key given twice anywhere is an error, not last-wins) to a request.
+fn parse_text(text: &str) -> std::result::Result<OwnedRequest, RequestError> {
+    palisade_core::request::parse_json(text).and_then(parse)
 }
 
 /// The policy decision point.
@@ -82,75 +84,39 @@ pub struct Engine {
 }
 
 fn config(env: &Env, c: Option<Value>) -> Result<Config> {
-    match c {
-        None | Some(Value::Null) => Ok(Config::default()),
-        Some(v) => Config::from_yaml(&v.to_string()).map_err(|e| {
-            throw(
-                env,
-                "CONFIG_ERROR",
-                &e.to_string(),
-                &[("field", Value::String(e.field.clone())), ("detail", Value::String(e.message.clone()))],
-            )
-        }),
+    Config::from_value(&c.unwrap_or(Value::Null))
+        .map_err(|e| throw(env, "CONFIG_ERROR", &e.to_string(), &located(&ErrorFields::of_config(&e))))
+}
+
+/// A parsed request's answer, or in strict mode its error thrown.
+fn answered(
+    env: &Env,
+    parsed: std::result::Result<OwnedRequest, RequestError>,
+    strict: Option<bool>,
+    decide: impl FnOnce(&OwnedRequest) -> Answer,
+    engine: &CoreEngine,
+) -> Result<Value> {
+    match parsed {
+        Ok(r) => Ok(decide(&r).json()),
+        Err(e) if strict == Some(true) => Err(request_error(env, &e)),
+        Err(e) => Ok(Answer::unparsed(engine, e).json()),
     }
 }
 
 impl Engine {
-    /// The one implementation of `decide` (objects and JSON text both come here).
-    fn decide_value(&self, env: &Env, request: Value, strict: Option<bool>) -> Result<Value> {
-        self.decide_parsed(env, parse(request), strict)
-    }
-
     fn decide_parsed(
         &self,
         env: &Env,
-        parsed: std::result::Result<OwnedRequest, palisade_core::RequestError>,
+        parsed: std::result::Result<OwnedRequest, RequestError>,
         strict: Option<bool>,
     ) -> Result<Value> {
-        match parsed {
-            Ok(r) => {
-                let req = r.as_request();
-                Ok(match self.inner.snapshot() {
-                    Some(s) => {
-                        let (d, t) = s.decide_traced(&req);
-                        decision_json(Some(s.bundle()), &d, &t)
-                    }
-                    None => self.render(&self.inner.decide(&req), None),
-                })
-            }
-            Err(e) if strict == Some(true) => Err(throw(
-                env,
-                "REQUEST_ERROR",
-                &e.to_string(),
-                &[("field", Value::String(e.field.clone())), ("detail", Value::String(e.message.clone()))],
-            )),
-            Err(_) => {
-                let g = self.inner.snapshot().map(|s| s.generation()).unwrap_or(0);
-                Ok(self.render(&Decision::invalid("the request does not parse", g), None))
-            }
-        }
+        answered(env, parsed, strict, |r| answer::decide_owned(&self.inner, r), &self.inner)
     }
 
     /// The one implementation of `decideMany`.
     fn decide_values(&self, requests: Vec<Value>) -> Vec<Value> {
-        let snap = self.inner.snapshot();
-        let generation = snap.as_ref().map(|s| s.generation()).unwrap_or(0);
-        requests
-            .into_iter()
-            .map(|r| {
-                let d = match (parse(r), snap.as_deref()) {
-                    (Ok(r), Some(s)) => s.decide(&r.as_request()),
-                    (Ok(r), None) => self.inner.decide(&r.as_request()),
-                    (Err(_), _) => Decision::invalid("the request does not parse", generation),
-                };
-                decision_json(snap.as_deref().map(|s| s.bundle()), &d, &Default::default())
-            })
-            .collect()
-    }
-
-    fn render(&self, d: &Decision, trace: Option<&palisade_core::eval::Trace>) -> Value {
-        let snap = self.inner.snapshot();
-        decision_json(snap.as_deref().map(|s| s.bundle()), d, &trace.cloned().unwrap_or_default())
+        let answers = answer::decide_many(&self.inner, requests.into_iter().map(parse));
+        answers.iter().map(Answer::json).collect()
     }
 }
 
@@ -178,9 +144,8 @@ impl Task for LoadTask {
                 serde_json::json!({
                     "palisade_error": true,
                     "code": "BUNDLE_ERROR",
-                    "message": e.to_string(),
-                    "fields": {"kind": e.kind.as_str(), "file": if e.file.is_empty() { None } else { Some(e.file.clone()) },
-                               "document": e.document, "object": e.object, "field": e.field, "detail": e.message},
+                    "message": e.report(),
+                    "fields": serde_json::Map::from_iter(load_error_fields(&e).into_iter().map(|(k, v)| (k.to_string(), v))),
                 })
                 .to_string(),
             )),
@@ -227,7 +192,7 @@ impl Engine {
     /// with reason `invalid_request`, or throws `REQUEST_ERROR` when `strict` is true.
     #[napi(ts_args_type = "request: Request, strict?: boolean", ts_return_type = "Decision")]
     pub fn decide(&self, env: Env, request: Value, strict: Option<bool>) -> Result<Value> {
-        self.decide_value(&env, request, strict)
+        self.decide_parsed(&env, parse(request), strict)
     }
 
     /// Decides many requests against one snapshot (traces are not recorded).
@@ -240,9 +205,7 @@ impl Engine {
     /// objects property by property).
     #[napi]
     pub fn decide_json(&self, env: Env, request: String, strict: Option<bool>) -> Result<String> {
-        // Strict parsing: a key given twice anywhere is an error, not last-wins.
-        let parsed = palisade_core::request::parse_json(&request).and_then(parse);
-        self.decide_parsed(&env, parsed, strict).map(|v| v.to_string())
+        self.decide_parsed(&env, parse_text(&request), strict).map(|v| v.to_string())
     }
 
     /// `decideMany` on a JSON array (what `palisade.js` calls).
@@ -261,7 +224,7 @@ impl Engine {
     pub fn explain(&self, env: Env, request: Value) -> Result<String> {
         match parse(request) {
             Ok(r) => Ok(self.inner.explain(&r.as_request()).to_string()),
-            Err(e) => Err(throw(&env, "REQUEST_ERROR", &e.to_string(), &[("field", Value::String(e.field.clone()))])),
+            Err(e) => Err(request_error(&env, &e)),
         }
     }
 
@@ -293,32 +256,10 @@ impl FlowLog {
     fn decide_parsed(
         &self,
         env: &Env,
-        parsed: std::result::Result<OwnedRequest, palisade_core::RequestError>,
+        parsed: std::result::Result<OwnedRequest, RequestError>,
         strict: Option<bool>,
     ) -> Result<Value> {
-        let before = self.engine.snapshot();
-        match parsed {
-            Ok(r) => {
-                let d = self.log.decide(&self.engine, &r.as_request());
-                // Names are read from the snapshot that decided (a reload may have come between).
-                let snapshot = match before {
-                    Some(s) if s.generation() == d.generation => Some(s),
-                    _ => self.engine.snapshot().filter(|s| s.generation() == d.generation),
-                };
-                Ok(decision_json(snapshot.as_deref().map(|s| s.bundle()), &d, &Default::default()))
-            }
-            Err(e) if strict == Some(true) => Err(throw(
-                env,
-                "REQUEST_ERROR",
-                &e.to_string(),
-                &[("field", Value::String(e.field.clone())), ("detail", Value::String(e.message.clone()))],
-            )),
-            Err(_) => {
-                let g = before.as_ref().map(|s| s.generation()).unwrap_or(0);
-                let d = Decision::invalid("the request does not parse", g);
-                Ok(decision_json(before.as_deref().map(|s| s.bundle()), &d, &Default::default()))
-            }
-        }
+        answered(env, parsed, strict, |r| answer::decide_logged(&self.log, &self.engine, r), &self.engine)
     }
 
     fn records(&self) -> Vec<palisade_core::flowlog::FlowRecord> {
@@ -373,8 +314,7 @@ impl FlowLog {
     /// `decide` on JSON text (what `palisade.js` calls).
     #[napi]
     pub fn decide_json(&self, env: Env, request: String, strict: Option<bool>) -> Result<String> {
-        let parsed = palisade_core::request::parse_json(&request).and_then(parse);
-        self.decide_parsed(&env, parsed, strict).map(|v| v.to_string())
+        self.decide_parsed(&env, parse_text(&request), strict).map(|v| v.to_string())
     }
 
     /// Takes every recorded decision and returns its flow-log records (aggregated as

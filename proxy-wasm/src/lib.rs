@@ -107,7 +107,7 @@ pub fn configure(bytes: &[u8]) -> Result<Role, String> {
         Some(p) => {
             let cfg = match &p.config {
                 None => Config::default(),
-                Some(v) => Config::from_yaml(&v.to_string()).map_err(|e| e.to_string())?,
+                Some(v) => Config::from_value(v).map_err(|e| e.to_string())?,
             };
             let direction = match p.direction.as_deref() {
                 None | Some("ingress") => Direction::Ingress,
@@ -236,8 +236,9 @@ fn decide(shared: &Shared, http: Option<HttpParts<'_>>) -> (bool, String) {
         auth: None,
     };
     let d = engine.decide(&req);
-    // On a TCP listener no HTTP check follows: an allow that still needs HTTP is a deny.
-    let allowed = d.allowed() && !(settings.tcp && d.l7_pending);
+    // The filter enforces complete requests: on an HTTP listener the request carries HTTP;
+    // on a TCP listener no HTTP check follows, so an allow that still needs HTTP is a deny.
+    let allowed = palisade::answer::allows(&d, palisade::answer::Enforcement::Request);
     let why = match (d.reason, d.detail) {
         (Reason::InvalidRequest, Some(detail)) => format!("invalid_request: {detail}"),
         (r, _) if !allowed && d.allowed() => format!("{}: HTTP rule on a TCP listener", r.as_str()),

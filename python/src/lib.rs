@@ -1,12 +1,9 @@
 //! `palisade._palisade`: the native module behind the `palisade` Python package. It only
 //! translates types and errors; every behaviour is the core crate's.
 
-use std::sync::Arc;
-
-use palisade_core::eval::Trace;
-use palisade_core::explain::decision_json;
+use palisade_core::answer::{self, Answer, Enforcement, ErrorFields};
 use palisade_core::flowlog::{Aggregation, FlowLog as CoreFlowLog, FlowLogConfig};
-use palisade_core::{Config, Decision as CoreDecision, Engine as CoreEngine, LoadError, OwnedRequest, Snapshot};
+use palisade_core::{Config, Engine as CoreEngine, LoadError, OwnedRequest, RequestError as CoreRequestError};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -18,39 +15,31 @@ create_exception!(_palisade, BundleError, PalisadeError, "A bundle could not be 
 create_exception!(_palisade, ConfigError, PalisadeError, "A configuration is invalid.");
 create_exception!(_palisade, RequestError, PalisadeError, "A request cannot be parsed (strict mode).");
 
+/// Sets the located-error attributes (`kind`, `file`, `document`, `object`, `field`,
+/// `message`: the core's [`ErrorFields`]) on an exception.
+fn located(py: Python<'_>, err: PyErr, fields: &ErrorFields) -> PyErr {
+    let v = err.value(py);
+    let _ = v.setattr("kind", fields.kind);
+    let _ = v.setattr("file", fields.file.clone());
+    let _ = v.setattr("document", fields.document);
+    let _ = v.setattr("object", fields.object.clone());
+    let _ = v.setattr("field", fields.field.clone());
+    let _ = v.setattr("message", fields.message.clone());
+    err
+}
+
 fn bundle_error(py: Python<'_>, e: &LoadError) -> PyErr {
     // The message lists every error of the load, one per line; `errors` has them as dicts.
-    let err = BundleError::new_err(e.report());
-    let v = err.value(py);
-    let all: Vec<std::collections::BTreeMap<&str, Option<String>>> = e
-        .all()
-        .map(|x| {
-            std::collections::BTreeMap::from([
-                ("kind", Some(x.kind.as_str().to_string())),
-                ("file", (!x.file.is_empty()).then(|| x.file.clone())),
-                ("document", x.document.map(|d| d.to_string())),
-                ("object", x.object.clone()),
-                ("field", x.field.clone()),
-                ("message", Some(x.message.clone())),
-            ])
-        })
-        .collect();
-    let _ = v.setattr("errors", all);
-    let _ = v.setattr("kind", e.kind.as_str());
-    let _ = v.setattr("file", if e.file.is_empty() { None } else { Some(e.file.clone()) });
-    let _ = v.setattr("document", e.document);
-    let _ = v.setattr("object", e.object.clone());
-    let _ = v.setattr("field", e.field.clone());
-    let _ = v.setattr("message", e.message.clone());
+    let err = located(py, BundleError::new_err(e.report()), &ErrorFields::of_load(e));
+    let all: Vec<Value> = ErrorFields::all(e).iter().map(ErrorFields::json).collect();
+    if let Ok(list) = json_to_py(py, &Value::Array(all)) {
+        let _ = err.value(py).setattr("errors", list);
+    }
     err
 }
 
 fn request_error(py: Python<'_>, e: &palisade_core::RequestError) -> PyErr {
-    let err = RequestError::new_err(e.to_string());
-    let v = err.value(py);
-    let _ = v.setattr("field", e.field.clone());
-    let _ = v.setattr("message", e.message.clone());
-    err
+    located(py, RequestError::new_err(e.to_string()), &ErrorFields::of_request(e))
 }
 
 /// Converts a Python value (dict, list, str, int, float, bool, None) to JSON.
@@ -151,7 +140,10 @@ impl Request {
     #[new]
     #[pyo3(signature = (request=None, **kwargs))]
     fn new(py: Python<'_>, request: Option<&Bound<'_, PyAny>>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
-        parse(py, request, kwargs).map(|inner| Request { inner })
+        match parse(py, request, kwargs)? {
+            Ok(inner) => Ok(Request { inner }),
+            Err(e) => Err(request_error(py, &e)),
+        }
     }
 
     fn __repr__(&self) -> String {
@@ -159,32 +151,31 @@ impl Request {
     }
 }
 
+/// A request from a dict or keywords: the core's `RequestError` when it does not parse
+/// (a value Python cannot express in JSON is one, at `-`); other Python errors propagate.
 fn parse(
     py: Python<'_>,
     request: Option<&Bound<'_, PyAny>>,
     kwargs: Option<&Bound<'_, PyDict>>,
-) -> PyResult<OwnedRequest> {
+) -> PyResult<Result<OwnedRequest, CoreRequestError>> {
+    let unusable = |message: String| CoreRequestError { field: "-".into(), message };
     let value = match (request, kwargs) {
-        (Some(r), None) => to_json(r, 0)?,
-        (None, Some(kw)) => from_keywords(kw)?,
-        (None, None) => return Err(RequestError::new_err("a request (dict) or keyword arguments are required")),
-        (Some(_), Some(_)) => return Err(RequestError::new_err("give a request dict or keyword arguments, not both")),
+        (Some(r), None) => to_json(r, 0),
+        (None, Some(kw)) => from_keywords(kw),
+        (None, None) => return Ok(Err(unusable("a request (dict) or keyword arguments are required".into()))),
+        (Some(_), Some(_)) => return Ok(Err(unusable("give a request dict or keyword arguments, not both".into()))),
     };
-    OwnedRequest::from_value(value).map_err(|e| request_error(py, &e))
+    match value {
+        Ok(v) => Ok(OwnedRequest::from_value(v)),
+        Err(e) if e.is_instance_of::<RequestError>(py) => Ok(Err(unusable(e.value(py).to_string()))),
+        Err(e) => Err(e),
+    }
 }
 
 /// A decision: immutable. Names and the trace are read from the snapshot that decided.
 #[pyclass(frozen, module = "palisade._palisade")]
 struct Decision {
-    d: CoreDecision,
-    snapshot: Option<Arc<Snapshot>>,
-    trace: Option<Trace>,
-}
-
-impl Decision {
-    fn json(&self) -> Value {
-        decision_json(self.snapshot.as_deref().map(|s| s.bundle()), &self.d, &self.trace.clone().unwrap_or_default())
-    }
+    a: Answer,
 }
 
 #[pymethods]
@@ -192,82 +183,91 @@ impl Decision {
     /// `"allow"` or `"deny"`.
     #[getter]
     fn action(&self) -> &'static str {
-        self.d.action.as_str()
+        self.a.decision.action.as_str()
     }
-    /// Whether the action is allow.
+    /// Whether the request as given may proceed: an allow that is not `l7_pending` (an
+    /// HTTP rule allowed a request without HTTP attributes is not an allow here, since
+    /// nothing would check the HTTP rule). See `allows_connection`.
     #[getter]
     fn allowed(&self) -> bool {
-        self.d.allowed()
+        self.a.allows(Enforcement::Request)
+    }
+    /// Whether a connection may be opened: also true for an `l7_pending` allow, for an
+    /// L4 enforcement point with a proxy behind it that decides each HTTP request.
+    #[getter]
+    fn allows_connection(&self) -> bool {
+        self.a.allows(Enforcement::Connection)
     }
     /// The reason (`rule`, `end_of_tier`, `no_policy`, `identity_mismatch`, ...).
     #[getter]
     fn reason(&self) -> &'static str {
-        self.d.reason.as_str()
+        self.a.decision.reason.as_str()
     }
     /// `"ingress"`, `"egress"` or None.
     #[getter]
     fn side(&self) -> Option<&'static str> {
-        self.d.side.map(|s| s.as_str())
+        self.a.decision.side.map(|s| s.as_str())
     }
     /// `"source"` or `"destination"` for identity reasons.
     #[getter]
     fn peer(&self) -> Option<&'static str> {
-        self.d.peer.map(|p| p.as_str())
+        self.a.decision.peer.map(|p| p.as_str())
     }
     /// The deciding tier's name.
     #[getter]
     fn tier(&self) -> Option<String> {
-        self.snapshot.as_ref().and_then(|s| s.tier_name(self.d.tier)).map(str::to_string)
+        self.a.snapshot.as_ref().and_then(|s| s.tier_name(self.a.decision.tier)).map(str::to_string)
     }
     /// The deciding policy as `<kind>:[<ns>/]<name>`.
     #[getter]
     fn policy(&self) -> Option<String> {
-        self.snapshot.as_ref().and_then(|s| s.policy_name(self.d.policy)).map(str::to_string)
+        self.a.snapshot.as_ref().and_then(|s| s.policy_name(self.a.decision.policy)).map(str::to_string)
     }
     /// The rule index (-1 for an end-of-tier action).
     #[getter]
     fn rule(&self) -> Option<i32> {
-        self.d.rule
+        self.a.decision.rule
     }
     /// Whether the proxy must decide again with the HTTP attributes.
     #[getter]
     fn l7_pending(&self) -> bool {
-        self.d.l7_pending
+        self.a.decision.l7_pending
     }
     /// The staged verdict, or None.
     #[getter]
     fn staged(&self) -> Option<&'static str> {
-        self.d.staged.map(|a| a.as_str())
+        self.a.decision.staged.map(|a| a.as_str())
     }
     /// The snapshot generation that decided.
     #[getter]
     fn generation(&self) -> u64 {
-        self.d.generation
+        self.a.decision.generation
     }
     /// Why an invalid request was refused.
     #[getter]
-    fn detail(&self) -> Option<&'static str> {
-        self.d.detail
+    fn detail(&self) -> Option<String> {
+        self.a.json().get("detail").and_then(Value::as_str).map(str::to_string)
     }
     /// The Calico-format trace (`{"ingress": [...], "egress": [...]}`), or None when it was
     /// not recorded (`decide_many`).
     #[getter]
     fn trace<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        if self.trace.is_none() {
+        if self.a.trace.is_none() {
             return Ok(None);
         }
-        let v = self.json();
+        let v = self.a.json();
         json_to_py(py, v.get("trace").unwrap_or(&Value::Null)).map(Some)
     }
     /// The decision as the SPEC 7 dict (the CLI's JSON).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        json_to_py(py, &self.json())
+        json_to_py(py, &self.a.json())
     }
     fn __repr__(&self) -> String {
         format!("Decision(action={:?}, reason={:?}, policy={:?})", self.action(), self.reason(), self.policy())
     }
+    /// `allowed`: an `l7_pending` allow is false.
     fn __bool__(&self) -> bool {
-        self.d.allowed()
+        self.a.allows(Enforcement::Request)
     }
 }
 
@@ -309,13 +309,8 @@ fn config_from(py: Python<'_>, config: Option<&Bound<'_, PyAny>>) -> PyResult<Co
         return Ok(Config::default());
     }
     let value = to_json(c, 0).map_err(|_| ConfigError::new_err("the configuration must be a dict of plain values"))?;
-    let _ = py;
-    Config::from_yaml(&value.to_string()).map_err(|e| {
-        let err = ConfigError::new_err(e.to_string());
-        let _ = err.value(py).setattr("field", e.field.clone());
-        let _ = err.value(py).setattr("message", e.message.clone());
-        err
-    })
+    Config::from_value(&value)
+        .map_err(|e| located(py, ConfigError::new_err(e.to_string()), &ErrorFields::of_config(&e)))
 }
 
 fn paths_of(paths: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
@@ -340,17 +335,13 @@ impl Engine {
         py: Python<'_>,
         request: Option<&Bound<'_, PyAny>>,
         kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Result<OwnedRequest, String>> {
+    ) -> PyResult<Result<OwnedRequest, CoreRequestError>> {
         if let (Some(r), None) = (request, kwargs)
             && let Ok(req) = r.cast::<Request>()
         {
             return Ok(Ok(req.get().inner.clone()));
         }
-        match parse(py, request, kwargs) {
-            Ok(r) => Ok(Ok(r)),
-            Err(e) if e.is_instance_of::<RequestError>(py) => Ok(Err(e.value(py).to_string())),
-            Err(e) => Err(e),
-        }
+        parse(py, request, kwargs)
     }
 }
 
@@ -385,61 +376,41 @@ impl Engine {
         strict: bool,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Decision> {
-        let snapshot = self.engine.snapshot();
-        match self.owned(py, request, kwargs)? {
-            Ok(r) => {
-                let Some(s) = snapshot else {
-                    return Ok(Decision { d: self.engine.decide(&r.as_request()), snapshot: None, trace: None });
-                };
-                let (d, trace) = s.decide_traced(&r.as_request());
-                Ok(Decision { d, snapshot: Some(s), trace: Some(trace) })
-            }
-            Err(msg) if strict => Err(RequestError::new_err(msg)),
-            Err(_) => {
-                let generation = snapshot.as_ref().map(|s| s.generation()).unwrap_or(0);
-                Ok(Decision {
-                    d: CoreDecision::invalid("the request does not parse", generation),
-                    snapshot,
-                    trace: Some(Trace::default()),
-                })
-            }
-        }
+        let a = match self.owned(py, request, kwargs)? {
+            Ok(r) => answer::decide_owned(&self.engine, &r),
+            Err(e) if strict => return Err(request_error(py, &e)),
+            Err(e) => Answer::unparsed(&self.engine, e),
+        };
+        Ok(Decision { a })
     }
 
     /// Decides many requests with the GIL released for the whole batch. Requests that do not
     /// parse are denied with `invalid_request`. Traces are not recorded.
     fn decide_many(&self, py: Python<'_>, requests: &Bound<'_, PyAny>) -> PyResult<Vec<Decision>> {
-        let mut owned: Vec<Option<OwnedRequest>> = Vec::new();
+        // Prebuilt `Request`s are decided in place; other items are parsed first.
         let mut prebuilt: Vec<Py<Request>> = Vec::new();
-        let mut order: Vec<(bool, usize)> = Vec::new();
+        let mut parsed: Vec<Option<Result<OwnedRequest, CoreRequestError>>> = Vec::new();
         for item in requests.try_iter()? {
             let item = item?;
-            if let Ok(r) = item.cast::<Request>() {
-                order.push((true, prebuilt.len()));
-                prebuilt.push(r.clone().unbind());
-            } else {
-                order.push((false, owned.len()));
-                owned.push(self.owned(py, Some(&item), None)?.ok());
+            match item.cast::<Request>() {
+                Ok(r) => {
+                    prebuilt.push(r.clone().unbind());
+                    parsed.push(None);
+                }
+                Err(_) => parsed.push(Some(self.owned(py, Some(&item), None)?)),
             }
         }
-        let snapshot = self.engine.snapshot();
-        let pre: Vec<&OwnedRequest> = prebuilt.iter().map(|r| &r.get().inner).collect();
-        let decisions: Vec<CoreDecision> =
-            py.detach(|| {
-                let generation = snapshot.as_ref().map(|s| s.generation()).unwrap_or(0);
-                let decide = |r: Option<&OwnedRequest>| match (r, snapshot.as_deref()) {
-                    (Some(r), Some(s)) => s.decide(&r.as_request()),
-                    (Some(r), None) => self.engine.decide(&r.as_request()),
-                    (None, _) => CoreDecision::invalid("the request does not parse", generation),
-                };
-                order
-                    .iter()
-                    .map(|&(is_pre, i)| {
-                        if is_pre { decide(pre.get(i).copied()) } else { decide(owned.get(i).and_then(|o| o.as_ref())) }
-                    })
-                    .collect()
-            });
-        Ok(decisions.into_iter().map(|d| Decision { d, snapshot: snapshot.clone(), trace: None }).collect())
+        let mut pre = prebuilt.iter().map(|r| &r.get().inner);
+        let items: Vec<Result<&OwnedRequest, CoreRequestError>> = parsed
+            .iter()
+            .map(|p| match p {
+                None => pre.next().ok_or_else(|| CoreRequestError { field: "-".into(), message: "lost".into() }),
+                Some(Ok(r)) => Ok(r),
+                Some(Err(e)) => Err(e.clone()),
+            })
+            .collect();
+        let answers = py.detach(|| answer::decide_many(&self.engine, items));
+        Ok(answers.into_iter().map(|a| Decision { a }).collect())
     }
 
     /// The tier walk for a person to read (the CLI's `explain`).
@@ -452,7 +423,7 @@ impl Engine {
     ) -> PyResult<String> {
         match self.owned(py, request, kwargs)? {
             Ok(r) => Ok(self.engine.explain(&r.as_request()).to_string()),
-            Err(msg) => Err(RequestError::new_err(msg)),
+            Err(e) => Err(request_error(py, &e)),
         }
     }
 
@@ -529,27 +500,12 @@ impl FlowLog {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Decision> {
         let engine = self.engine.get();
-        let before = engine.engine.snapshot();
-        match engine.owned(py, request, kwargs)? {
-            Ok(r) => {
-                let d = self.log.decide(&engine.engine, &r.as_request());
-                // Names are read from the snapshot that decided (a reload may have come between).
-                let snapshot = match before {
-                    Some(s) if s.generation() == d.generation => Some(s),
-                    _ => engine.engine.snapshot().filter(|s| s.generation() == d.generation),
-                };
-                Ok(Decision { d, snapshot, trace: None })
-            }
-            Err(msg) if strict => Err(RequestError::new_err(msg)),
-            Err(_) => {
-                let generation = before.as_ref().map(|s| s.generation()).unwrap_or(0);
-                Ok(Decision {
-                    d: CoreDecision::invalid("the request does not parse", generation),
-                    snapshot: before,
-                    trace: None,
-                })
-            }
-        }
+        let a = match engine.owned(py, request, kwargs)? {
+            Ok(r) => answer::decide_logged(&self.log, &engine.engine, &r),
+            Err(e) if strict => return Err(request_error(py, &e)),
+            Err(e) => Answer { trace: None, ..Answer::unparsed(&engine.engine, e) },
+        };
+        Ok(Decision { a })
     }
 
     /// Takes every recorded decision and returns its flow-log records (aggregated as

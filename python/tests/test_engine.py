@@ -19,7 +19,12 @@ def test_example_decisions_equal_the_cli(shop, root):
     assert len(out) == len(lines) == 11
     for line, expected in zip(lines, out):
         got = shop.decide(json.loads(line)).to_dict()
-        assert got == json.loads(expected), line
+        want = json.loads(expected)
+        # A request that does not parse: the CLI read text and also says where (column).
+        got_detail, want_detail = got.pop("detail"), want.pop("detail")
+        assert (got_detail is None) == (want_detail is None), line
+        assert got_detail is None or want_detail.startswith(got_detail), line
+        assert got == want, line
 
 
 def test_stolen_certificate(shop):
@@ -173,3 +178,49 @@ def test_threads_decide_while_reloading(root):
         t.join()
     assert wrong == []
     assert e.generation == 201
+
+
+HTTP_ONLY = """
+apiVersion: v1
+kind: Pod
+metadata: {name: a, namespace: ns}
+spec: {serviceAccountName: a}
+status: {podIP: 10.0.0.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b, namespace: ns}
+spec: {serviceAccountName: b}
+status: {podIP: 10.0.0.2}
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: http-only, namespace: ns}
+spec:
+  ingress:
+  - action: Allow
+    protocol: TCP
+    http: {methods: [GET]}
+"""
+
+
+def test_an_l7_pending_allow_is_not_allowed_without_saying_connection():
+    e = palisade.Engine()
+    e.load_yaml(HTTP_ONLY)
+    d = e.decide(src_ip="10.0.0.1", dst_ip="10.0.0.2", dst_port=80)
+    assert d.action == "allow" and d.l7_pending
+    # A caller that meant to decide the request must not see an allow...
+    assert not d.allowed and not bool(d)
+    # ...an L4 point with a proxy behind it says so explicitly.
+    assert d.allows_connection
+    full = e.decide(src_ip="10.0.0.1", dst_ip="10.0.0.2", dst_port=80, method="GET", path="/")
+    assert full.allowed and full.allows_connection and not full.l7_pending
+
+
+def test_bundle_errors_have_the_core_field_names():
+    e = palisade.Engine()
+    with pytest.raises(palisade.BundleError) as info:
+        e.load_yaml("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: n}\nstatus: {podIP: banana}\n")
+    err = info.value
+    assert set(err.errors[0]) == {"kind", "file", "document", "object", "field", "message"}
+    assert err.errors[0]["message"] == err.message and err.field == err.errors[0]["field"]

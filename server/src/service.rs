@@ -57,7 +57,10 @@ pub struct Verdict {
 impl Verdict {
     /// The verdict for a decision at a check of `kind`.
     pub fn new(decision: Decision, kind: CheckKind) -> Verdict {
-        if decision.allowed() && decision.l7_pending && kind == CheckKind::Network {
+        // A network check has no HTTP check behind it: it enforces the complete request,
+        // so an allow that still needs HTTP is not an allow.
+        let allowed = palisade::answer::allows(&decision, palisade::answer::Enforcement::Request);
+        if decision.allowed() && !allowed && kind == CheckKind::Network {
             Verdict { decision, action: Action::Deny, reason: "l7_pending" }
         } else {
             Verdict { decision, action: decision.action, reason: decision.reason.as_str() }

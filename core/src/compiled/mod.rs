@@ -18,20 +18,21 @@
 //!   every rule of the tier; and an Istio rule of the common shape is matched on interned
 //!   principal ids.
 //!
+//! [`compile`] holds the compiler (its steps as functions), [`decide`] the evaluator; this
+//! file holds the program's types.
+//!
 //! A decision is then a few hash probes and binary searches plus a walk over the rules of
 //! the policies that apply to the two endpoints: no scan of all policies, no selector
 //! evaluation, no allocation.
 
+mod compile;
+mod decide;
 mod idset;
 mod istio;
 mod principal_index;
 mod ranges;
 mod rule_index;
 mod selectors;
-mod walk;
-
-use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
 
@@ -39,16 +40,10 @@ use self::idset::IdSet;
 use self::principal_index::PrincipalIds;
 use self::ranges::{IntervalMap, NetRanges, PortSet};
 use self::rule_index::SegIndex;
-use self::selectors::LabelIndex;
-use crate::config::Config;
 use crate::decision::Action;
-use crate::model::{
-    Bundle, EntityMatch, IcmpMatch, PathMatch, PolicyId, PortMatch, RuleAction, RuleMatch, StagedAction, TierDefault,
-    TierId,
-};
-use crate::selector::Expr;
+use crate::model::{IcmpMatch, PolicyId, RuleAction, TierDefault, TierId};
 
-pub(crate) use walk::decide;
+pub(crate) use decide::decide;
 
 /// Per segment of a list, on one side: its rule index in [`Program::indexes`], if it has one.
 type SideIndexes = Box<[Option<u32>]>;
@@ -199,362 +194,11 @@ struct CHttp {
     any_path: bool,
 }
 
-struct Compiler<'a> {
-    index: LabelIndex<'a>,
-    selector_ids: FxHashMap<&'a Expr, SelId>,
-    selectors: Vec<IdSet>,
-    port_names: FxHashMap<&'a str, u32>,
-    principals: PrincipalIds,
-}
-
-impl<'a> Compiler<'a> {
-    fn selector(&mut self, e: &'a Expr) -> SelId {
-        if let Some(&id) = self.selector_ids.get(e) {
-            return id;
-        }
-        let id = self.selectors.len() as SelId;
-        self.selectors.push(IdSet::from_bits(&self.index.eval(e)));
-        self.selector_ids.insert(e, id);
-        id
-    }
-
-    fn port_name(&mut self, n: &'a str) -> u32 {
-        let next = self.port_names.len() as u32;
-        *self.port_names.entry(n).or_insert(next)
-    }
-
-    fn ports(&mut self, list: &'a [PortMatch]) -> Option<PortSet> {
-        if list.is_empty() {
-            return None;
-        }
-        let mut ranges = Vec::new();
-        let mut named = Vec::new();
-        for p in list {
-            match p {
-                PortMatch::Range(lo, hi) => ranges.push((*lo, *hi)),
-                PortMatch::Named(n) => named.push(self.port_name(n)),
-            }
-        }
-        Some(PortSet::new(ranges, named))
-    }
-
-    fn entity(&mut self, e: &'a EntityMatch) -> CEntity {
-        let extra = EntityExtra {
-            nets: (!e.nets.is_empty()).then(|| NetRanges::new(&e.nets)),
-            not_nets: (!e.not_nets.is_empty()).then(|| NetRanges::new(&e.not_nets)),
-            ports: self.ports(&e.ports),
-            not_ports: self.ports(&e.not_ports),
-            services: e.services.clone(),
-        };
-        let has_extra = extra.nets.is_some()
-            || extra.not_nets.is_some()
-            || extra.ports.is_some()
-            || extra.not_ports.is_some()
-            || extra.services.is_some();
-        CEntity {
-            selector: e.selector.as_ref().map(|s| self.selector(s)).unwrap_or(NO_SELECTOR),
-            not_selector: e.not_selector.as_ref().map(|s| self.selector(s)).unwrap_or(NO_SELECTOR),
-            extra: has_extra.then(|| Box::new(extra)),
-        }
-    }
-
-    fn rules(&mut self, rules: Option<&'a [crate::model::Rule]>) -> Box<[CRule]> {
-        let Some(rules) = rules else {
-            return Box::default();
-        };
-        rules
-            .iter()
-            .map(|r| {
-                let c = match &r.matcher {
-                    RuleMatch::Calico(c) => c,
-                    RuleMatch::Istio(i) => {
-                        return CRule {
-                            action: r.action,
-                            matches_all: false,
-                            ip_version: 0,
-                            protocol: None,
-                            not_protocol: None,
-                            icmp: None,
-                            not_icmp: None,
-                            src: CEntity { selector: NO_SELECTOR, not_selector: NO_SELECTOR, extra: None },
-                            dst: CEntity { selector: NO_SELECTOR, not_selector: NO_SELECTOR, extra: None },
-                            http: None,
-                            istio: Some(Box::new(CIstio {
-                                rule: (**i).clone(),
-                                uses_http: i.uses_http(),
-                                simple: istio::SimpleRule::new(i, &mut self.principals),
-                            })),
-                        };
-                    }
-                };
-                let http = c.http.as_ref().filter(|h| h.is_constraining()).map(|h| {
-                    let mut exact: Vec<Box<str>> = Vec::new();
-                    let mut prefixes: Vec<Box<str>> = Vec::new();
-                    for p in &h.paths {
-                        match p {
-                            PathMatch::Exact(x) => exact.push(x.as_str().into()),
-                            PathMatch::Prefix(x) => prefixes.push(x.as_str().into()),
-                        }
-                    }
-                    exact.sort();
-                    exact.dedup();
-                    Box::new(CHttp {
-                        any_method: h.methods.is_empty() || h.methods.iter().any(|m| m == "*"),
-                        methods: h.methods.iter().map(|m| m.as_str().into()).collect(),
-                        any_path: h.paths.is_empty() || prefixes.iter().any(|p| &**p == "/"),
-                        exact: exact.into_boxed_slice(),
-                        prefixes: prefixes.into_boxed_slice(),
-                    })
-                });
-                let mut rule = CRule {
-                    action: r.action,
-                    matches_all: false,
-                    ip_version: c.ip_version.unwrap_or(0),
-                    protocol: c.protocol,
-                    not_protocol: c.not_protocol,
-                    icmp: c.icmp,
-                    not_icmp: c.not_icmp,
-                    src: self.entity(&c.source),
-                    dst: self.entity(&c.destination),
-                    http,
-                    istio: None,
-                };
-                rule.matches_all = rule.ip_version == 0
-                    && rule.protocol.is_none()
-                    && rule.not_protocol.is_none()
-                    && rule.icmp.is_none()
-                    && rule.not_icmp.is_none()
-                    && rule.src.is_any()
-                    && rule.dst.is_any()
-                    && rule.http.is_none();
-                rule
-            })
-            .collect()
-    }
-}
-
-fn intern_list(lists: &mut Vec<PolicyList>, index: &mut FxHashMap<PolicyList, u32>, l: PolicyList) -> u32 {
-    if let Some(&i) = index.get(&l) {
-        return i;
-    }
-    let i = lists.len() as u32;
-    lists.push(l.clone());
-    index.insert(l, i);
-    i
-}
-
-/// Groups an ordered policy-id list into tier segments.
-fn segments(bundle: &Bundle, ids: &[PolicyId]) -> PolicyList {
-    let mut out: Vec<Segment> = Vec::new();
-    let mut cur: Vec<PolicyId> = Vec::new();
-    let mut cur_tier: Option<TierId> = None;
-    for &id in ids {
-        let t = bundle.policy(id).map(|p| p.tier).unwrap_or(0);
-        if cur_tier != Some(t) {
-            if let Some(ct) = cur_tier {
-                out.push(Segment { tier: ct, policies: std::mem::take(&mut cur).into_boxed_slice() });
-            }
-            cur_tier = Some(t);
-        }
-        cur.push(id);
-    }
-    if let Some(ct) = cur_tier {
-        out.push(Segment { tier: ct, policies: cur.into_boxed_slice() });
-    }
-    PolicyList { segments: out.into_boxed_slice() }
-}
-
 impl Program {
     /// Whether `td` is the trust domain or one of its aliases (no allocation).
     #[inline]
     pub(crate) fn is_local_trust_domain(&self, td: &str) -> bool {
         *self.trust_domain == *td || self.trust_domain_aliases.iter().any(|a| **a == *td)
-    }
-
-    /// Compiles a validated bundle.
-    pub fn compile<'a>(bundle: &'a Bundle, config: &Config) -> Program {
-        // 1. Security identities: one per distinct label set (endpoints and network sets).
-        let mut identity_of: BTreeMap<&BTreeMap<String, String>, u32> = BTreeMap::new();
-        let mut identities: Vec<&BTreeMap<String, String>> = Vec::new();
-        let mut intern = |labels: &'a BTreeMap<String, String>| -> u32 {
-            *identity_of.entry(labels).or_insert_with(|| {
-                identities.push(labels);
-                (identities.len() - 1) as u32
-            })
-        };
-        let ep_ids: Vec<u32> = bundle.endpoints.iter().map(|e| intern(&e.labels)).collect();
-        let set_ids: Vec<u32> = bundle.network_sets.iter().map(|s| intern(&s.labels)).collect();
-        let n_identities = identities.len();
-
-        let mut c = Compiler {
-            index: LabelIndex::new(&identities),
-            selector_ids: FxHashMap::default(),
-            selectors: Vec::new(),
-            port_names: FxHashMap::default(),
-            principals: PrincipalIds::default(),
-        };
-
-        // 2. Policies: rules compiled, selection resolved to identity sets.
-        let policies: Vec<CPolicy> = bundle
-            .policies
-            .iter()
-            .map(|p| CPolicy { ingress: c.rules(p.ingress.as_deref()), egress: c.rules(p.egress.as_deref()) })
-            .collect();
-        // Enforced policies that a staged policy of the same name, namespace and tier stands for.
-        let staged_keys: rustc_hash::FxHashSet<_> = bundle
-            .policies
-            .iter()
-            .filter(|q| q.staged.is_some())
-            .map(|q| (q.kind.enforced_counterpart(), q.namespace.as_deref(), q.name.as_str(), q.tier))
-            .collect();
-        let overridden: Vec<bool> = bundle
-            .policies
-            .iter()
-            .map(|p| {
-                p.staged.is_none() && staged_keys.contains(&(p.kind, p.namespace.as_deref(), p.name.as_str(), p.tier))
-            })
-            .collect();
-        // Which policies select each identity, in evaluation order.
-        let mut selecting: Vec<Vec<PolicyId>> = vec![Vec::new(); n_identities];
-        for (pid, p) in bundle.policies.iter().enumerate() {
-            for ident in c.index.eval(&p.selector).iter() {
-                if let Some(v) = selecting.get_mut(ident as usize) {
-                    v.push(pid as PolicyId);
-                }
-            }
-        }
-
-        // 3. Per identity and direction: enforced and pending policy lists, interned.
-        let mut lists: Vec<PolicyList> = Vec::new();
-        let mut list_index: FxHashMap<PolicyList, u32> = FxHashMap::default();
-        let mut per_identity: Vec<[(u32, u32); 2]> = Vec::with_capacity(n_identities);
-        for ident in 0..n_identities as u32 {
-            let mut out = [(0, 0); 2];
-            for (slot, side) in [(0usize, crate::Side::Ingress), (1, crate::Side::Egress)] {
-                let mut enforced = Vec::new();
-                let mut pending = Vec::new();
-                for &pid in selecting.get(ident as usize).map(Vec::as_slice).unwrap_or_default() {
-                    let Some(p) = bundle.policy(pid) else {
-                        continue;
-                    };
-                    if p.rules(side).is_none() {
-                        continue;
-                    }
-                    let pid = pid as usize;
-                    match p.staged {
-                        None => {
-                            enforced.push(pid as PolicyId);
-                            if !overridden.get(pid).copied().unwrap_or(false) {
-                                pending.push(pid as PolicyId);
-                            }
-                        }
-                        Some(StagedAction::Set) => pending.push(pid as PolicyId),
-                        Some(StagedAction::Delete) => {}
-                    }
-                }
-                let e = intern_list(&mut lists, &mut list_index, segments(bundle, &enforced));
-                let pe = intern_list(&mut lists, &mut list_index, segments(bundle, &pending));
-                if let Some(o) = out.get_mut(slot) {
-                    *o = (e, pe);
-                }
-            }
-            per_identity.push(out);
-        }
-
-        // Rule indexes of the segments with keyed rules, one per distinct (segment, side).
-        let mut principals = std::mem::take(&mut c.principals);
-        let mut indexes: Vec<SegIndex> = Vec::new();
-        let mut index_of: FxHashMap<(&Segment, usize), Option<u32>> = FxHashMap::default();
-        let mut seg_index: Vec<[SideIndexes; 2]> = Vec::with_capacity(lists.len());
-        for l in &lists {
-            let mut sides: [SideIndexes; 2] = Default::default();
-            for (slot, side) in [(0usize, crate::Side::Ingress), (1, crate::Side::Egress)] {
-                let mut per_seg = Vec::with_capacity(l.segments.len());
-                for seg in l.segments.iter() {
-                    let id = *index_of.entry((seg, slot)).or_insert_with(|| {
-                        let rules = seg
-                            .policies
-                            .iter()
-                            .map(|&pid| policies.get(pid as usize).map(|p| p.rules(side)).unwrap_or_default());
-                        let ix = SegIndex::build(rules, &c.selectors, &mut principals)?;
-                        indexes.push(ix);
-                        Some((indexes.len() - 1) as u32)
-                    });
-                    per_seg.push(id);
-                }
-                if let Some(s) = sides.get_mut(slot) {
-                    *s = per_seg.into_boxed_slice();
-                }
-            }
-            seg_index.push(sides);
-        }
-        let seg_index = seg_index.into_boxed_slice();
-        let has_principal_ids = !principals.is_empty();
-
-        // 4. Endpoints and addresses.
-        let mut ip_v4 = FxHashMap::default();
-        let mut ip_v6 = FxHashMap::default();
-        let mut endpoints = Vec::with_capacity(bundle.endpoints.len());
-        for (i, e) in bundle.endpoints.iter().enumerate() {
-            for ip in &e.ips {
-                match ip {
-                    IpAddr::V4(v4) => {
-                        ip_v4.insert(u32::from(*v4), i as u32);
-                    }
-                    IpAddr::V6(v6) => {
-                        ip_v6.insert(u128::from(*v6), i as u32);
-                    }
-                }
-            }
-            let identity = ep_ids.get(i).copied().unwrap_or(0);
-            let named_ports = e
-                .ports
-                .iter()
-                .map(|p| (c.port_name(&p.name), p.protocol, p.port))
-                .collect::<Vec<_>>()
-                .into_boxed_slice();
-            endpoints.push(CEndpoint {
-                identity,
-                spiffe_valid: crate::spiffe::SpiffeId::parse(&e.identity).is_some(),
-                principal_id: principals.get(e.identity.strip_prefix("spiffe://").unwrap_or(&e.identity)),
-                spiffe: e.identity.as_str().into(),
-                namespace: e.namespace.as_str().into(),
-                service_account: e.service_account.as_str().into(),
-                named_ports,
-                lists: per_identity.get(identity as usize).copied().unwrap_or_default(),
-                mtls: crate::model::PeerMtls { from: Vec::new(), ..e.mtls.clone() },
-            });
-        }
-        let mut set_lists: Vec<Box<[u32]>> = vec![Box::default()];
-        let sets: Vec<(u32, &[ipnet::IpNet])> = bundle
-            .network_sets
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (set_ids.get(i).copied().unwrap_or(0), s.nets.as_slice()))
-            .collect();
-        let netsets = IntervalMap::build(&sets, &mut set_lists);
-
-        Program {
-            ip_v4,
-            ip_v6,
-            endpoints: endpoints.into_boxed_slice(),
-            netsets,
-            set_lists: set_lists.into_boxed_slice(),
-            selectors: c.selectors.into_boxed_slice(),
-            lists: lists.into_boxed_slice(),
-            seg_index,
-            indexes: indexes.into_boxed_slice(),
-            principals,
-            has_principal_ids,
-            policies: policies.into_boxed_slice(),
-            tiers: bundle.tiers.iter().map(|t| t.default_action).collect(),
-            istio_tiers: bundle.tiers.iter().map(crate::model::Tier::is_istio).collect(),
-            no_policy_action: config.no_policy_action,
-            require_peer_identity: config.require_peer_identity,
-            trust_domain: config.trust_domain.as_str().into(),
-            trust_domain_aliases: config.trust_domain_aliases.iter().map(|a| a.as_str().into()).collect(),
-            has_istio: bundle.has_istio(),
-        }
     }
 
     /// Number of indexed segments (over lists and sides).

@@ -8,6 +8,7 @@ mod endpoint;
 mod istio;
 mod policy;
 mod service;
+mod verdict;
 
 use std::collections::BTreeMap;
 
@@ -21,6 +22,7 @@ pub use policy::{
     RuleAction, RuleMatch, StagedAction, Tier, TierDefault, TierId,
 };
 pub use service::{Service, ServiceMatch, ServicePort, SliceMembers, TargetPort};
+pub use verdict::{Action, Side};
 
 /// A validated bundle.
 #[derive(Debug, Clone, Default)]

@@ -173,10 +173,10 @@ impl Policy {
     }
 
     /// The rules of one direction, when the policy governs it.
-    pub fn rules(&self, dir: crate::Side) -> Option<&[Rule]> {
+    pub fn rules(&self, dir: super::Side) -> Option<&[Rule]> {
         match dir {
-            crate::Side::Ingress => self.ingress.as_deref(),
-            crate::Side::Egress => self.egress.as_deref(),
+            super::Side::Ingress => self.ingress.as_deref(),
+            super::Side::Egress => self.egress.as_deref(),
         }
     }
 }

@@ -29,7 +29,11 @@ class Decision:
     @property
     def action(self) -> str: ...
     @property
-    def allowed(self) -> bool: ...
+    def allowed(self) -> bool:
+        """An allow that is not ``l7_pending``: the request as given may proceed."""
+    @property
+    def allows_connection(self) -> bool:
+        """Also true for an ``l7_pending`` allow: for an L4 point with a proxy behind it."""
     @property
     def reason(self) -> str: ...
     @property

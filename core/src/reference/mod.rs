@@ -2,10 +2,10 @@
 //! freely. It is the executable statement of the semantics that the compiled engine is
 //! tested against; it shares no matching code with it.
 
+mod istio;
+
 use std::net::IpAddr;
 
-use super::trace::{Hit, HitAction, HitSource, Trace};
-use super::validate::validate;
 use crate::config::Config;
 use crate::decision::{Action, Decision, Peer, Reason, Side};
 use crate::http_path::{self, PathBuffer};
@@ -14,16 +14,18 @@ use crate::model::{
     RuleAction, RuleMatch, StagedAction, TierDefault, TierId,
 };
 use crate::net::canonical_ip;
+use crate::request::validate::validate;
 use crate::request::{Direction, Request, proto};
 use crate::selector::Expr;
 use crate::spiffe::SpiffeId;
+use crate::trace::{Hit, HitAction, HitSource, Trace};
 
 /// Evaluates `req` against `bundle`, returning the decision and the full trace.
 pub fn evaluate(bundle: &Bundle, config: &Config, req: &Request<'_>, generation: u64) -> (Decision, Trace) {
     let mut trace = Trace::default();
     let mut decoded = Box::<PathBuffer>::default();
     if let Err(why) = validate(req, &mut decoded) {
-        return (Decision::invalid(why, generation), trace);
+        return (Decision::invalid(why.message(), generation), trace);
     }
     let src_ip = canonical_ip(req.source.ip);
     let dst_ip = canonical_ip(req.destination.ip);
@@ -66,7 +68,7 @@ pub fn evaluate(bundle: &Bundle, config: &Config, req: &Request<'_>, generation:
         return (Decision::pre_policy(Reason::MissingPeerIdentity, Some(Peer::Source), generation), trace);
     }
 
-    let istio = super::reference_istio::IstioInput::new(req, &decoded);
+    let istio = istio::IstioInput::new(req, &decoded);
     let ctx = Ctx { bundle, config, req, src_ip, dst_ip, decoded: &decoded, istio };
     let no_side = |action| Decision {
         action,
@@ -144,7 +146,7 @@ struct Ctx<'a> {
     src_ip: IpAddr,
     dst_ip: IpAddr,
     decoded: &'a PathBuffer,
-    istio: super::reference_istio::IstioInput<'a>,
+    istio: istio::IstioInput<'a>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -277,7 +279,7 @@ type Tri = Option<bool>;
 fn rule_matches(ctx: &Ctx<'_>, _policy: &Policy, m: &RuleMatch, action: RuleAction, _side: Side) -> Option<bool> {
     match m {
         RuleMatch::Calico(r) => calico_matches(ctx, r, action),
-        RuleMatch::Istio(r) => super::reference_istio::istio_matches(&ctx.istio, r, action).then_some(false),
+        RuleMatch::Istio(r) => istio::istio_matches(&ctx.istio, r, action).then_some(false),
     }
 }
 

@@ -4,13 +4,13 @@
 use super::ranges::ip_key;
 use super::{CEndpoint, CEntity, CHttp, CRule, NO_SELECTOR, Program};
 use crate::decision::{Action, Decision, Peer, Reason, Side};
-use crate::eval::validate::{MIXED_FAMILIES, bad_principal};
-use crate::eval::{Hit, HitAction, HitSource, Recorder};
 use crate::http_path::{self, PathBuffer};
 use crate::model::{IcmpMatch, PolicyId, RuleAction, TierDefault, TierId};
 use crate::net::canonical_ip;
+use crate::request::validate::{self, InvalidRequest};
 use crate::request::{Direction, Request, proto};
 use crate::spiffe::SpiffeId;
+use crate::trace::{Hit, HitAction, HitSource, Recorder};
 
 /// What is known about one end's IP.
 struct IpInfo<'p> {
@@ -122,23 +122,22 @@ struct SideOut {
 
 /// Decides `req` with `prog`, recording the enforced walk into `rec`.
 pub(crate) fn decide<R: Recorder>(prog: &Program, req: &Request<'_>, generation: u64, rec: &mut R) -> Decision {
-    // 1. Request validation.
-    if req.protocol == 0 {
-        return Decision::invalid("protocol 0 is not a protocol (use a name or 1-255)", generation);
-    }
-    if proto::has_ports(req.protocol) && req.destination.port.is_none() {
-        return Decision::invalid("destination.port is required for TCP, UDP, SCTP and UDPLite", generation);
+    // 1. Request validation (the shared steps of `request::validate`).
+    if let Err(e) = validate::check_l4(req) {
+        return Decision::invalid(e.message(), generation);
     }
     let src = prog.ip_info(req.source.ip);
     let dst = prog.ip_info(req.destination.ip);
-    if src.key.0 != dst.key.0 {
-        return Decision::invalid(MIXED_FAMILIES, generation);
+    if let Err(e) = validate::check_families(src.key.0, dst.key.0) {
+        return Decision::invalid(e.message(), generation);
     }
     let Some(src_principal) = principal(req.source.principal, src.endpoint) else {
-        return Decision::invalid(bad_principal(req.source.principal.unwrap_or_default(), true), generation);
+        let e = InvalidRequest::bad_principal(req.source.principal.unwrap_or_default(), true);
+        return Decision::invalid(e.message(), generation);
     };
     let Some(dst_principal) = principal(req.destination.principal, dst.endpoint) else {
-        return Decision::invalid(bad_principal(req.destination.principal.unwrap_or_default(), false), generation);
+        let e = InvalidRequest::bad_principal(req.destination.principal.unwrap_or_default(), false);
+        return Decision::invalid(e.message(), generation);
     };
     // Buffers for a path that needs normalising; plain paths never touch them.
     let mut decoded: Option<PathBuffer> = None;
@@ -147,26 +146,26 @@ pub(crate) fn decide<R: Recorder>(prog: &Program, req: &Request<'_>, generation:
     let mut path = "";
     let mut istio_path = None;
     if let Some(h) = &req.http {
-        if h.method.is_empty() {
-            return Decision::invalid("http.method is empty", generation);
-        }
         if http_path::is_plain(h.path) {
+            if let Err(e) = validate::check_method(h) {
+                return Decision::invalid(e.message(), generation);
+            }
             path = h.path;
             istio_path = Some(h.path);
         } else {
             let d = decoded.insert(PathBuffer::default());
-            if let Err(why) = http_path::decode(h.path, d) {
-                return Decision::invalid(why, generation);
+            if let Err(e) = validate::check_http(h, d) {
+                return Decision::invalid(e.message(), generation);
             }
             let c = cleaned.insert(PathBuffer::default());
             if let Err(why) = http_path::clean_calico(d.as_str(), c) {
-                return Decision::invalid(why, generation);
+                return Decision::invalid(InvalidRequest::Path(why).message(), generation);
             }
             path = c.as_str();
             if prog.has_istio {
                 let i = istio_cleaned.insert(PathBuffer::default());
                 if let Err(why) = http_path::clean_istio(d.as_str(), i) {
-                    return Decision::invalid(why, generation);
+                    return Decision::invalid(InvalidRequest::Path(why).message(), generation);
                 }
                 istio_path = Some(i.as_str());
             }
@@ -246,7 +245,7 @@ pub(crate) fn decide<R: Recorder>(prog: &Program, req: &Request<'_>, generation:
         ep.and_then(|e| e.lists.get(slot)).is_some_and(|(enforced, pending)| enforced != pending)
     };
     let staged = (differs(egress_ep, 1) || differs(ingress_ep, 0)).then(|| {
-        let mut none = crate::eval::NoTrace;
+        let mut none = crate::trace::NoTrace;
         let eg = egress_ep.map(|ep| walk(prog, &ctx, ep, egress_idx, Side::Egress, true, &mut none).action);
         if eg == Some(Action::Deny) {
             return Action::Deny;
