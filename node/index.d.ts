@@ -20,6 +20,8 @@ export interface Decision {
   l7_pending: boolean
   staged: { action: 'allow' | 'deny' } | null
   generation: number
+  /** For invalid_request: what was wrong. */
+  detail: string | null
   trace: { ingress?: string[]; egress?: string[] }
 }
 

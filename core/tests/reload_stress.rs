@@ -6,29 +6,15 @@
 //! run locally, see RELIABILITY.md).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 
 use palisade::{Config, Decision, Engine, OwnedRequest, Snapshot};
 
-struct Counting;
-static LIVE: AtomicIsize = AtomicIsize::new(0);
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use counting_alloc::{Counting, live};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -123,12 +109,12 @@ fn reload_under_concurrent_decide() {
         generation = engine.load_str(&bundles[((i + 1) % 2) as usize]).unwrap();
         assert_eq!(generation, i + 2);
         if i == 100 {
-            baseline = LIVE.load(Ordering::Relaxed);
+            baseline = live();
         }
     }
     stop.store(true, Ordering::Relaxed);
     let seen: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    let end = LIVE.load(Ordering::Relaxed);
+    let end = live();
     let n = decisions.load(Ordering::Relaxed);
     println!("{reloads} reloads, {n} decisions, generations seen per reader {seen:?}, live bytes {baseline} -> {end}");
     assert_eq!(mismatches.load(Ordering::Relaxed), 0, "decisions differed from the reference for their generation");

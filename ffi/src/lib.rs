@@ -10,6 +10,7 @@
 //! from the core's located errors, and the panic boundary `guarded`), [`requests`] (the
 //! caller's strings, lists and requests, and the fail-closed decide shape).
 
+#![allow(unsafe_code)] // the C ABI: one of the two places with `unsafe` (see the workspace lints)
 #![allow(clippy::missing_safety_doc)] // each function's safety contract is in its doc comment
 #![allow(non_camel_case_types)] // C names
 

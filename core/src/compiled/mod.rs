@@ -25,6 +25,9 @@
 //! the policies that apply to the two endpoints: no scan of all policies, no selector
 //! evaluation, no allocation.
 
+// The hot path: no indexing that could panic (a malformed program must fail closed, not abort).
+#![deny(clippy::indexing_slicing)]
+
 mod compile;
 mod decide;
 mod idset;

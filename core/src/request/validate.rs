@@ -5,6 +5,8 @@
 //! (it folds the address-family check into its IP lookups), the reference evaluator
 //! through [`validate`].
 
+#![deny(clippy::indexing_slicing)] // on the decision path: nothing here may panic
+
 use crate::http_path::{self, PathBuffer};
 use crate::net::canonical_ip;
 use crate::request::{Http, Request, proto};
