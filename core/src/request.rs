@@ -9,7 +9,6 @@ use serde::Deserialize;
 use crate::error::RequestError;
 use crate::net::parse_ip;
 
-mod strict_de;
 pub mod validate;
 
 /// Protocol numbers Palisade names.
@@ -420,7 +419,7 @@ pub(crate) fn human(message: &str) -> String {
 /// ```
 pub fn parse_json(text: &str) -> Result<serde_json::Value, RequestError> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let value = serde_path_to_error::deserialize(strict_de::Strict::new(&mut de))
+    let value = serde_path_to_error::deserialize(crate::strict::stream::Strict::new(&mut de))
         .map_err(|e| RequestError::new(error_path(e.path().to_string()), human(&e.into_inner().to_string())))?;
     de.end().map_err(|e| RequestError::new("-", human(&e.to_string())))?;
     Ok(value)
@@ -444,7 +443,7 @@ impl OwnedRequest {
     /// ```
     pub fn from_json(text: &str) -> Result<OwnedRequest, RequestError> {
         let mut de = serde_json::Deserializer::from_str(text);
-        let raw: JsonRequest = serde_path_to_error::deserialize(strict_de::Strict::new(&mut de))
+        let raw: JsonRequest = serde_path_to_error::deserialize(crate::strict::stream::Strict::new(&mut de))
             .map_err(|e| RequestError::new(error_path(e.path().to_string()), human(&e.into_inner().to_string())))?;
         de.end().map_err(|e| RequestError::new("-", human(&e.to_string())))?;
         Self::from_raw(raw)
@@ -454,7 +453,7 @@ impl OwnedRequest {
     /// key; use [`parse_json`] to get one from text). An object given as an array is an
     /// error, as in [`OwnedRequest::from_json`].
     pub fn from_value(value: serde_json::Value) -> Result<OwnedRequest, RequestError> {
-        let raw: JsonRequest = serde_path_to_error::deserialize(strict_de::Strict::new(value))
+        let raw: JsonRequest = serde_path_to_error::deserialize(crate::strict::stream::Strict::new(value))
             .map_err(|e| RequestError::new(error_path(e.path().to_string()), human(&e.into_inner().to_string())))?;
         Self::from_raw(raw)
     }
