@@ -433,6 +433,23 @@ palisade_status palisade_engine_load(const palisade_engine *engine,
                                      palisade_error **err);
 
 /**
+ * Applies a change set given as JSON text (`changes_json`): an array of
+ * `{"op": "upsert", "object": {...}}`, `{"op": "upsert", "text": "...", "source": "..."}`
+ * and `{"op": "delete", "apiVersion": "...", "kind": "...", "namespace": "...", "name": "..."}`
+ * (what an embedder with its own informers feeds). All-or-nothing: on error nothing
+ * changes and `*err` (when not NULL) says what and where (`PALISADE_STATUS_BUNDLE`). With
+ * `lenient`, upserts that fail validation are left out and listed in the report's
+ * `rejected`. On success `*report_json` (when not NULL) gets the report as an owned
+ * NUL-terminated JSON object (`generation`, `upserted`, `deleted`, `objects`, `rejected`;
+ * free with `palisade_string_free`).
+ */
+palisade_status palisade_engine_apply_json(const palisade_engine *engine,
+                                           palisade_str changes_json,
+                                           bool lenient,
+                                           char **report_json,
+                                           palisade_error **err);
+
+/**
  * Loads a bundle from files and directories (`count` NUL-terminated paths).
  */
 palisade_status palisade_engine_load_paths(const palisade_engine *engine,

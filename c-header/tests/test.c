@@ -118,6 +118,46 @@ int main(void) {
     CHECK(d.action == PALISADE_ACTION_DENY && d.reason == PALISADE_REASON_NO_BUNDLE, "no bundle deny");
     CHECK(palisade_engine_snapshot(engine) == NULL, "no snapshot yet");
 
+    /* apply: a change set as JSON text, all-or-nothing unless lenient, with a report. */
+    {
+        palisade_engine *e2 = palisade_engine_new(NULL, &err);
+        CHECK(e2 != NULL && palisade_engine_load(e2, DENY_BUNDLE, strlen(DENY_BUNDLE), &err) == PALISADE_STATUS_OK,
+              "apply: load");
+        palisade_request r2 = tcp(ip4(10, 0, 0, 1), NULL, ip4(10, 0, 0, 2), 80);
+        CHECK(palisade_engine_decide(e2, &r2, &d) == PALISADE_STATUS_OK && d.action == PALISADE_ACTION_DENY,
+              "apply: denied before");
+        const char *del = "[{\"op\": \"delete\", \"apiVersion\": \"projectcalico.org/v3\", "
+                          "\"kind\": \"GlobalNetworkPolicy\", \"name\": \"p\"}]";
+        char *rep = NULL;
+        CHECK(palisade_engine_apply_json(e2, str(del), false, &rep, &err) == PALISADE_STATUS_OK && rep != NULL &&
+                  strstr(rep, "\"deleted\":1") != NULL && strstr(rep, "\"generation\":2") != NULL,
+              "apply: report %s", rep ? rep : "(none)");
+        palisade_string_free(rep);
+        CHECK(palisade_engine_decide(e2, &r2, &d) == PALISADE_STATUS_OK && d.action == PALISADE_ACTION_ALLOW &&
+                  d.reason == PALISADE_REASON_NO_POLICY && d.generation == 2,
+              "apply: the profile allows after the delete");
+        const char *badpod = "[{\"op\": \"upsert\", \"text\": \"apiVersion: v1\\nkind: Pod\\n"
+                             "metadata: {name: c, namespace: n}\\nstatus: {podIP: x}\\n\"}]";
+        rep = NULL;
+        CHECK(palisade_engine_apply_json(e2, str(badpod), false, &rep, &err) == PALISADE_STATUS_BUNDLE && rep == NULL &&
+                  err != NULL,
+              "apply: a bad pod refuses the set");
+        const char *field = NULL;
+        palisade_error_location(err, NULL, NULL, &field, NULL);
+        CHECK(field != NULL && strncmp(field, "status.podIP", 12) == 0, "apply: located at %s", field ? field : "-");
+        palisade_error_free(err);
+        err = NULL;
+        CHECK(palisade_engine_apply_json(e2, str(badpod), true, &rep, &err) == PALISADE_STATUS_OK && rep != NULL &&
+                  strstr(rep, "\"generation\":3") != NULL && strstr(rep, "status.podIP") != NULL,
+              "apply: lenient leaves it out and reports it: %s", rep ? rep : "(none)");
+        palisade_string_free(rep);
+        CHECK(palisade_engine_apply_json(e2, str("{\"op\": 1}"), false, NULL, &err) == PALISADE_STATUS_BUNDLE, "apply: not a list");
+        palisade_error_free(err);
+        err = NULL;
+        CHECK(palisade_engine_apply_json(NULL, str(del), false, NULL, NULL) == PALISADE_STATUS_NULL_ARGUMENT, "apply: NULL");
+        palisade_engine_free(e2);
+    }
+
     /* A bad bundle: typed, located error. */
     const char *bad = "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec: {selector: \"((\"}\n";
     CHECK(palisade_engine_load(engine, bad, strlen(bad), &err) == PALISADE_STATUS_BUNDLE, "bad bundle status");

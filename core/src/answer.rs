@@ -11,6 +11,9 @@
 //!   [`Enforcement::Request`] point must not.
 //! * [`ErrorFields`]: one located error with one set of field names (`kind`, `file`,
 //!   `document`, `object`, `field`, `message`) for load, configuration and request errors.
+//! * [`apply_value`]: a change set in its JSON form (what the C, Python and Node `apply`
+//!   take) applied with [`Engine::apply`] or [`Engine::apply_lenient`], and the report as
+//!   JSON.
 //!
 //! ```
 //! use palisade::answer::{self, Enforcement, Mode};
@@ -33,10 +36,11 @@ use serde_json::Value;
 
 use crate::decision::{Action, Decision};
 use crate::engine::Engine;
-use crate::error::{ConfigError, LoadError, RequestError};
+use crate::error::{ConfigError, LoadError, LoadErrorKind, RequestError};
 use crate::explain::decision_json_with_detail;
 use crate::request::OwnedRequest;
 use crate::snapshot::Snapshot;
+use crate::store::{ApplyReport, Change};
 use crate::trace::Trace;
 
 /// What a request that does not parse becomes.
@@ -251,6 +255,101 @@ impl ErrorFields {
     }
 }
 
+/// Reads a change set in its JSON form: an array of
+///
+/// * `{"op": "upsert", "object": {...}}`: one object (`apiVersion`, `kind`, `metadata`...),
+///   or a typed `List`;
+/// * `{"op": "upsert", "text": "...", "source": "name"}`: the objects of a YAML or JSON text
+///   (`source` optional, named in errors);
+/// * `{"op": "delete", "apiVersion": "v1", "kind": "Pod", "namespace": "shop", "name": "web"}`
+///   (`namespace` absent or `null` for cluster-scoped kinds; `group` may replace
+///   `apiVersion`).
+///
+/// Any other key, a missing one, or a wrong type is an error naming `changes[i].<key>`.
+pub fn changes_from_value(value: &Value) -> Result<Vec<Change>, LoadError> {
+    let bad = |i: Option<usize>, key: &str, message: String| {
+        let field = match i {
+            Some(i) if key.is_empty() => format!("changes[{i}]"),
+            Some(i) => format!("changes[{i}].{key}"),
+            None => "changes".to_string(),
+        };
+        let mut e = LoadError::new(LoadErrorKind::Schema, message);
+        e.file = "<apply>".into();
+        e.field = Some(field);
+        e
+    };
+    let Value::Array(items) = value else {
+        return Err(bad(None, "", "expected an array of changes".into()));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let Value::Object(m) = item else {
+            return Err(bad(Some(i), "", "expected an object".into()));
+        };
+        let text = |key: &str| -> Result<Option<&str>, LoadError> {
+            match m.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s)),
+                Some(_) => Err(bad(Some(i), key, "expected a string".into())),
+            }
+        };
+        let allowed: &[&str] = match text("op")? {
+            Some("upsert") if m.contains_key("object") => &["op", "object", "source"],
+            Some("upsert") => &["op", "text", "source"],
+            Some("delete") => &["op", "apiVersion", "group", "kind", "namespace", "name"],
+            Some(other) => return Err(bad(Some(i), "op", format!("{other:?} is not upsert or delete"))),
+            None => return Err(bad(Some(i), "op", "missing (upsert or delete)".into())),
+        };
+        if let Some(k) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(bad(Some(i), k, format!("unknown key (expected one of {})", allowed.join(", "))));
+        }
+        let source = text("source")?.unwrap_or("<apply>").to_string();
+        let change = match (text("op")?, m.get("object")) {
+            (Some("upsert"), Some(object)) => Change::upsert_from(source, object.clone()),
+            (Some("upsert"), None) => match text("text")? {
+                Some(t) => Change::upsert_text(source, t),
+                None => return Err(bad(Some(i), "text", "an upsert needs `object` or `text`".into())),
+            },
+            _ => {
+                let group = match (text("group")?, text("apiVersion")?) {
+                    (Some(_), Some(_)) => {
+                        return Err(bad(Some(i), "group", "give `group` or `apiVersion`, not both".into()));
+                    }
+                    (Some(g), None) => g.to_string(),
+                    // `v1` is the core group; `projectcalico.org/v3` is `projectcalico.org`.
+                    (None, Some(v)) => v.rsplit_once('/').map(|(g, _)| g.to_string()).unwrap_or_default(),
+                    (None, None) => return Err(bad(Some(i), "apiVersion", "missing".into())),
+                };
+                let kind = text("kind")?.ok_or_else(|| bad(Some(i), "kind", "missing".into()))?;
+                let name = text("name")?.ok_or_else(|| bad(Some(i), "name", "missing".into()))?;
+                Change::delete(&group, kind, text("namespace")?, name)
+            }
+        };
+        out.push(change);
+    }
+    Ok(out)
+}
+
+/// The JSON form of an [`ApplyReport`]: `generation`, `upserted`, `deleted`, `objects`, and
+/// `rejected` (each an [`ErrorFields`] object).
+pub fn apply_report_json(report: &ApplyReport) -> Value {
+    serde_json::json!({
+        "generation": report.generation,
+        "upserted": report.upserted,
+        "deleted": report.deleted,
+        "objects": report.objects,
+        "rejected": report.rejected.iter().map(|e| ErrorFields::of_load(e).json()).collect::<Vec<_>>(),
+    })
+}
+
+/// Applies a change set given in its JSON form (see [`changes_from_value`]):
+/// all-or-nothing with [`Engine::apply`], or, `lenient`, with [`Engine::apply_lenient`]
+/// (failed upserts are left out and listed in the report's `rejected`).
+pub fn apply_value(engine: &Engine, changes: &Value, lenient: bool) -> Result<ApplyReport, LoadError> {
+    let changes = changes_from_value(changes)?;
+    if lenient { engine.apply_lenient(changes) } else { engine.apply(changes) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,5 +451,49 @@ spec:
         }
         let c = Config::from_yaml("trust_domain: [1]").err().unwrap_or_else(|| unreachable!("invalid"));
         assert_eq!(ErrorFields::of_config(&c).field.as_deref(), Some("trust_domain"));
+    }
+
+    #[test]
+    fn a_change_set_in_json_applies_and_reports() {
+        let e = engine();
+        let to_b = serde_json::json!({"source": {"ip": "10.0.0.1"}, "destination": {"ip": "10.0.0.2", "port": 80},
+                                      "http": {"method": "PUT", "path": "/"}});
+        let reason = |e: &Engine| decide_value(e, to_b.clone(), Mode::Strict).map(|a| a.json()["reason"].clone());
+        assert_eq!(reason(&e).ok(), Some(Value::from("end_of_tier")));
+        let changes = serde_json::json!([
+            {"op": "delete", "apiVersion": "projectcalico.org/v3", "kind": "NetworkPolicy", "namespace": "ns", "name": "http-only"},
+            {"op": "upsert", "text": "apiVersion: v1\nkind: Pod\nmetadata: {name: c, namespace: ns}\nstatus: {podIP: 10.0.0.3}\n", "source": "c.yaml"},
+        ]);
+        let report = apply_value(&e, &changes, false).unwrap_or_else(|e| unreachable!("{e}"));
+        let j = apply_report_json(&report);
+        assert_eq!(
+            (j["generation"].as_u64(), j["upserted"].as_u64(), j["deleted"].as_u64()),
+            (Some(2), Some(1), Some(1))
+        );
+        assert_eq!(reason(&e).ok(), Some(Value::from("no_policy")));
+        // Lenient: the bad pod is left out and reported; strict: nothing changes.
+        let bad = serde_json::json!([{"op": "upsert", "object": {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "d", "namespace": "ns"}, "status": {"podIP": "banana"}}}]);
+        assert!(apply_value(&e, &bad, false).is_err());
+        let r = apply_value(&e, &bad, true).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(r.rejected.len(), 1);
+        assert!(apply_report_json(&r)["rejected"][0]["field"].as_str().is_some_and(|f| f.starts_with("status.podIP")));
+    }
+
+    #[test]
+    fn a_malformed_change_set_names_the_change_and_key() {
+        let e = engine();
+        for (changes, field) in [
+            (serde_json::json!({"op": "upsert"}), "changes"),
+            (serde_json::json!([{"op": "replace"}]), "changes[0].op"),
+            (serde_json::json!([{"op": "upsert", "text": "x", "extra": 1}]), "changes[0].extra"),
+            (serde_json::json!([{"op": "delete", "kind": "Pod", "name": "a"}]), "changes[0].apiVersion"),
+            (serde_json::json!([{"op": "delete", "apiVersion": "v1", "name": "a"}]), "changes[0].kind"),
+            (serde_json::json!([{"op": "upsert"}]), "changes[0].text"),
+        ] {
+            let err = apply_value(&e, &changes, false).err().unwrap_or_else(|| unreachable!("{changes}"));
+            assert_eq!(err.field.as_deref(), Some(field), "{changes}");
+        }
+        assert_eq!(e.snapshot().map(|s| s.generation()), Some(1), "nothing changed");
     }
 }

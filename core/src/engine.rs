@@ -176,11 +176,51 @@ impl Engine {
         }
     }
 
+    /// A per-thread reader: [`Reader::decide`] costs what deciding on a pinned
+    /// [`Snapshot`] costs (one pointer compare instead of `arc-swap`'s guard), and still
+    /// sees every new snapshot on its next call. For a thread that decides in a loop.
+    ///
+    /// ```
+    /// use palisade::{Config, Engine, OwnedRequest, Reason};
+    /// let engine = Engine::new(Config::default());
+    /// let mut reader = engine.reader();
+    /// let req = OwnedRequest::from_json(r#"{"source": {"ip": "10.0.0.1"}, "destination": {"ip": "10.0.0.2", "port": 80}}"#).unwrap();
+    /// assert_eq!(reader.decide(&req.as_request()).reason, Reason::NoBundle);
+    /// engine.load_str("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n").unwrap();
+    /// assert_eq!(reader.decide(&req.as_request()).reason, Reason::NoPolicy);
+    /// ```
+    pub fn reader(&self) -> Reader<'_> {
+        Reader { cache: arc_swap::cache::Cache::new(&self.current) }
+    }
+
     /// Decides a request and returns the readable tier walk and Calico-format trace.
     pub fn explain(&self, req: &Request<'_>) -> Explanation {
         match self.snapshot() {
             Some(s) => s.explain(req),
             None => Explanation::no_bundle(),
         }
+    }
+}
+
+/// A per-thread handle on an [`Engine`] for deciding in a loop (see [`Engine::reader`]).
+/// Not `Sync`: one per thread. It holds the last snapshot it saw until its next call.
+pub struct Reader<'e> {
+    cache: arc_swap::cache::Cache<&'e ArcSwapOption<Snapshot>, Option<Arc<Snapshot>>>,
+}
+
+impl Reader<'_> {
+    /// Decides on the snapshot in force. Allocation-free.
+    #[inline]
+    pub fn decide(&mut self, req: &Request<'_>) -> Decision {
+        match self.cache.load() {
+            Some(s) => s.decide(req),
+            None => Decision::pre_policy(Reason::NoBundle, None, 0),
+        }
+    }
+}
+
+impl std::fmt::Debug for Reader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader").finish_non_exhaustive()
     }
 }

@@ -98,7 +98,7 @@ pub mod trace;
 
 pub use config::Config;
 pub use decision::{Action, Decision, Peer, Reason, Side};
-pub use engine::Engine;
+pub use engine::{Engine, Reader};
 pub use error::{ConfigError, LoadError, LoadErrorKind, RequestError, SelectorError};
 pub use explain::Explanation;
 pub use request::validate::InvalidRequest;

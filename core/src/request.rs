@@ -26,17 +26,18 @@ pub mod proto {
     /// UDPLite.
     pub const UDPLITE: u8 = 136;
 
-    /// The number for a protocol name (any case), as Calico names them.
+    /// The number for a protocol name (any case), as Calico names them. Allocation-free.
+    ///
+    /// ```
+    /// use palisade::request::proto;
+    /// assert_eq!(proto::from_name("TCP"), Some(proto::TCP));
+    /// assert_eq!(proto::from_name("icmpV6"), Some(proto::ICMPV6));
+    /// assert_eq!(proto::from_name("tcp6"), None);
+    /// ```
     pub fn from_name(name: &str) -> Option<u8> {
-        Some(match name.to_ascii_lowercase().as_str() {
-            "tcp" => TCP,
-            "udp" => UDP,
-            "icmp" => ICMP,
-            "icmpv6" => ICMPV6,
-            "sctp" => SCTP,
-            "udplite" => UDPLITE,
-            _ => return None,
-        })
+        const NAMES: [(&str, u8); 6] =
+            [("tcp", TCP), ("udp", UDP), ("icmp", ICMP), ("icmpv6", ICMPV6), ("sctp", SCTP), ("udplite", UDPLITE)];
+        NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|&(_, p)| p)
     }
 
     /// Whether the protocol carries ports.
@@ -72,6 +73,16 @@ impl<'a> Address<'a> {
     /// An address with no port and no principal.
     pub fn new(ip: IpAddr) -> Self {
         Address { ip, port: None, principal: None }
+    }
+
+    /// The same address with a port.
+    pub fn with_port(self, port: u16) -> Self {
+        Address { port: Some(port), ..self }
+    }
+
+    /// The same address with the SPIFFE ID of its verified certificate.
+    pub fn with_principal(self, principal: &'a str) -> Self {
+        Address { principal: Some(principal), ..self }
     }
 }
 
@@ -162,16 +173,26 @@ pub struct Auth<'a> {
     pub claims: Option<&'a serde_json::Value>,
 }
 
-/// A request to decide. Borrows every string; building one allocates nothing.
+/// A request to decide. Borrows every string; building one allocates nothing. Build it
+/// from [`Request::tcp`] and the `with_*` methods (each returns the request changed), or
+/// fill the public fields.
 ///
 /// ```
-/// use palisade::{Request, Address};
+/// use palisade::{Address, Direction, Request};
+/// let frontend = "spiffe://cluster.local/ns/shop/sa/frontend";
 /// let req = Request::tcp(
-///     Address::new("10.1.0.5".parse().unwrap()),
-///     Address { port: Some(8080), ..Address::new("10.1.0.9".parse().unwrap()) },
-/// );
+///     Address::new("10.1.0.5".parse().unwrap()).with_principal(frontend),
+///     Address::new("10.1.0.9".parse().unwrap()).with_port(8080),
+/// )
+/// .with_http("GET", "/api/cart")
+/// .with_direction(Direction::Ingress);
 /// assert_eq!(req.protocol, 6);
+/// assert_eq!(req.http.map(|h| h.path), Some("/api/cart"));
 /// ```
+///
+/// `Http::path` is not optional: every HTTP request Palisade can see has one (HTTP/1.1's
+/// request target, HTTP/2's `:path`); a CONNECT without `:path` is a request the proxy
+/// must refuse or give one (the Envoy filter denies it as `invalid_request`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Request<'a> {
     /// Which side(s) to evaluate.
@@ -208,6 +229,41 @@ impl<'a> Request<'a> {
             sni: None,
             auth: None,
         }
+    }
+
+    /// The same request with HTTP attributes (no host, no headers: see [`Http`] for more).
+    pub fn with_http(self, method: &'a str, path: &'a str) -> Self {
+        Request { http: Some(Http { method, path, host: None, headers: Headers::Borrowed(&[]) }), ..self }
+    }
+
+    /// The same request with full HTTP attributes.
+    pub fn with_http_attributes(self, http: Http<'a>) -> Self {
+        Request { http: Some(http), ..self }
+    }
+
+    /// The same request evaluating only `direction`'s side(s).
+    pub fn with_direction(self, direction: Direction) -> Self {
+        Request { direction, ..self }
+    }
+
+    /// The same request with another protocol number (UDP, SCTP...: see [`proto`]).
+    pub fn with_protocol(self, protocol: u8) -> Self {
+        Request { protocol, ..self }
+    }
+
+    /// The same request with the client behind a proxy (Istio's `remoteIpBlocks`).
+    pub fn with_remote_ip(self, ip: IpAddr) -> Self {
+        Request { remote_ip: Some(ip), ..self }
+    }
+
+    /// The same request with a TLS server name.
+    pub fn with_sni(self, sni: &'a str) -> Self {
+        Request { sni: Some(sni), ..self }
+    }
+
+    /// The same request with verified JWT attributes.
+    pub fn with_auth(self, auth: Auth<'a>) -> Self {
+        Request { auth: Some(auth), ..self }
     }
 }
 

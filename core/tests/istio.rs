@@ -509,3 +509,23 @@ fn istio_tier_order_can_be_set() {
     let d = decide(&e, &to_b("10.0.0.1", Some(A), 8080, None, json!({})));
     assert_eq!((d["action"].as_str(), d["tier"].as_str()), (Some("allow"), Some("default")), "default now comes first");
 }
+
+#[test]
+fn an_istio_policy_may_have_as_many_rules_as_any_policy() {
+    // Istio has no rule cap; Palisade applies `max_rules_per_policy` (default 1,024) to every kind.
+    let rules = |n: usize| -> String {
+        (0..n).map(|i| format!("  - from: [{{source: {{principals: [cluster.local/ns/a/sa/s{i}]}}}}]\n")).collect()
+    };
+    let bundle = |n: usize| {
+        format!(
+            "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: many, namespace: shop}}\n\
+             spec:\n  action: ALLOW\n  rules:\n{}",
+            rules(n)
+        )
+    };
+    let engine = palisade::Engine::new(palisade::Config::default());
+    assert!(engine.load_str(&bundle(600)).is_ok(), "600 rules load");
+    let err = engine.load_str(&bundle(1025)).err().map(|e| (e.field, e.message));
+    assert_eq!(err.as_ref().and_then(|(f, _)| f.as_deref()), Some("spec.rules"), "{err:?}");
+    assert!(err.is_some_and(|(_, m)| m.contains("max_rules_per_policy")));
+}

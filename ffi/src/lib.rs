@@ -153,6 +153,58 @@ pub unsafe extern "C" fn palisade_engine_load(
     })
 }
 
+/// Applies a change set given as JSON text (`changes_json`): an array of
+/// `{"op": "upsert", "object": {...}}`, `{"op": "upsert", "text": "...", "source": "..."}`
+/// and `{"op": "delete", "apiVersion": "...", "kind": "...", "namespace": "...", "name": "..."}`
+/// (what an embedder with its own informers feeds). All-or-nothing: on error nothing
+/// changes and `*err` (when not NULL) says what and where (`PALISADE_STATUS_BUNDLE`). With
+/// `lenient`, upserts that fail validation are left out and listed in the report's
+/// `rejected`. On success `*report_json` (when not NULL) gets the report as an owned
+/// NUL-terminated JSON object (`generation`, `upserted`, `deleted`, `objects`, `rejected`;
+/// free with `palisade_string_free`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn palisade_engine_apply_json(
+    engine: *const palisade_engine,
+    changes_json: palisade_str,
+    lenient: bool,
+    report_json: *mut *mut c_char,
+    err: *mut *mut palisade_error,
+) -> palisade_status {
+    guarded(err, || {
+        if engine.is_null() {
+            return unsafe { report(err, make_error(palisade_status::NullArgument, "argument", "engine is NULL")) };
+        }
+        // SAFETY: checked non-NULL; the engine outlives the call.
+        let engine = unsafe { &*engine };
+        // SAFETY: the caller passes a valid palisade_str.
+        let text = match unsafe { read_str(changes_json) } {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                return unsafe { report(err, make_error(palisade_status::NullArgument, "argument", "no changes")) };
+            }
+            Err(s) => return unsafe { report(err, make_error(s, "argument", "the changes are not UTF-8")) },
+        };
+        // Strict text: a key given twice is an error, not last-wins.
+        let value = match palisade_core::request::parse_json(text) {
+            Ok(v) => v,
+            Err(e) => {
+                return unsafe { report(err, make_error(palisade_status::Bundle, "syntax", &format!("changes: {e}"))) };
+            }
+        };
+        match palisade_core::answer::apply_value(&engine.engine, &value, lenient) {
+            Ok(r) => {
+                if !report_json.is_null() {
+                    let json = palisade_core::answer::apply_report_json(&r).to_string();
+                    // SAFETY: checked non-NULL; the caller owns the string.
+                    unsafe { *report_json = cstring(&json).into_raw() };
+                }
+                palisade_status::Ok
+            }
+            Err(e) => unsafe { report(err, load_error(&e)) },
+        }
+    })
+}
+
 /// Loads a bundle from files and directories (`count` NUL-terminated paths).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn palisade_engine_load_paths(

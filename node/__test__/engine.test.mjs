@@ -187,3 +187,41 @@ spec:
       e.field === e.errors[0].field,
   )
 })
+
+test('apply changes the engine and reports, all-or-nothing unless lenient', () => {
+  const engine = new Engine()
+  engine.loadYaml(`
+apiVersion: v1
+kind: Pod
+metadata: {name: a, namespace: ns}
+status: {podIP: 10.0.0.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b, namespace: ns}
+status: {podIP: 10.0.0.2}
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: only-80, namespace: ns}
+spec:
+  ingress:
+  - action: Allow
+    protocol: TCP
+    destination: {ports: [80]}
+`)
+  const to = (port) => engine.decide({ source: { ip: '10.0.0.1' }, destination: { ip: '10.0.0.2', port } })
+  assert.equal(to(81).reason, 'end_of_tier')
+  const report = engine.apply([
+    { op: 'delete', apiVersion: 'projectcalico.org/v3', kind: 'NetworkPolicy', namespace: 'ns', name: 'only-80' },
+  ])
+  assert.deepEqual([report.generation, report.deleted, report.objects], [2, 1, 2])
+  assert.equal(to(81).reason, 'no_policy')
+  const bad = [{ op: 'upsert', object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'c', namespace: 'ns' }, status: { podIP: 'x' } } }]
+  assert.throws(() => engine.apply(bad), (e) => e.code === 'BUNDLE_ERROR' && e.field.startsWith('status.podIP'))
+  assert.equal(engine.generation, 2)
+  const lenient = engine.apply(bad, true)
+  assert.equal(lenient.generation, 3)
+  assert.ok(lenient.rejected[0].field.startsWith('status.podIP'))
+  assert.throws(() => engine.apply([{ op: 'rename' }]), (e) => e.code === 'BUNDLE_ERROR' && e.field === 'changes[0].op')
+})

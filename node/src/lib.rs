@@ -188,6 +188,21 @@ impl Engine {
         self.inner.load_str(&text).map(|g| g as i64).map_err(|e| load_error(&env, &e))
     }
 
+    /// Applies a change set: an array of `{op: 'upsert', object}`, `{op: 'upsert', text,
+    /// source?}` and `{op: 'delete', apiVersion, kind, namespace?, name}`. All-or-nothing
+    /// (throws `BUNDLE_ERROR`, nothing changes), or with `lenient` the upserts that fail are
+    /// left out and listed in the report's `rejected`. Returns `{generation, upserted,
+    /// deleted, objects, rejected}`.
+    #[napi(
+        ts_args_type = "changes: Array<Record<string, unknown>>, lenient?: boolean",
+        ts_return_type = "{ generation: number; upserted: number; deleted: number; objects: number; rejected: Array<Record<string, unknown>> }"
+    )]
+    pub fn apply(&self, env: Env, changes: Value, lenient: Option<bool>) -> Result<Value> {
+        answer::apply_value(&self.inner, &changes, lenient == Some(true))
+            .map(|r| answer::apply_report_json(&r))
+            .map_err(|e| load_error(&env, &e))
+    }
+
     /// Decides a request (a plain object in the SPEC 7 shape). A malformed request is a deny
     /// with reason `invalid_request`, or throws `REQUEST_ERROR` when `strict` is true.
     #[napi(ts_args_type = "request: Request, strict?: boolean", ts_return_type = "Decision")]

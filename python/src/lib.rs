@@ -366,6 +366,20 @@ impl Engine {
         py.detach(|| self.engine.load_str(&text)).map_err(|e| bundle_error(py, &e))
     }
 
+    /// Applies a change set (what an embedder with its own informers feeds): a list of
+    /// `{"op": "upsert", "object": {...}}`, `{"op": "upsert", "text": "...", "source": ...}`
+    /// and `{"op": "delete", "apiVersion": ..., "kind": ..., "namespace": ..., "name": ...}`.
+    /// All-or-nothing (raises `BundleError`, nothing changes), or with `lenient=True` the
+    /// upserts that fail are left out and listed in the report's `rejected`. Returns the
+    /// report: `generation`, `upserted`, `deleted`, `objects`, `rejected`.
+    #[pyo3(signature = (changes, *, lenient=false))]
+    fn apply<'py>(&self, py: Python<'py>, changes: &Bound<'py, PyAny>, lenient: bool) -> PyResult<Bound<'py, PyAny>> {
+        let value = to_json(changes, 0)?;
+        let report =
+            py.detach(|| answer::apply_value(&self.engine, &value, lenient)).map_err(|e| bundle_error(py, &e))?;
+        json_to_py(py, &answer::apply_report_json(&report))
+    }
+
     /// Decides a request (a dict, a `Request`, or keyword arguments). A malformed request
     /// is a deny with reason `invalid_request`, or raises `RequestError` with `strict=True`.
     #[pyo3(signature = (request=None, *, strict=false, **kwargs))]

@@ -224,3 +224,27 @@ def test_bundle_errors_have_the_core_field_names():
     err = info.value
     assert set(err.errors[0]) == {"kind", "file", "document", "object", "field", "message"}
     assert err.errors[0]["message"] == err.message and err.field == err.errors[0]["field"]
+
+
+def test_apply_changes_the_engine_and_reports():
+    e = palisade.Engine()
+    e.load_yaml(HTTP_ONLY)
+    put = dict(src_ip="10.0.0.1", dst_ip="10.0.0.2", dst_port=80, method="PUT", path="/")
+    assert e.decide(**put).reason == "end_of_tier"
+    report = e.apply([
+        {"op": "delete", "apiVersion": "projectcalico.org/v3", "kind": "NetworkPolicy", "namespace": "ns",
+         "name": "http-only"},
+        {"op": "upsert", "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "c", "namespace": "ns"},
+                                    "status": {"podIP": "10.0.0.3"}}},
+    ])
+    assert (report["generation"], report["upserted"], report["deleted"], report["objects"]) == (2, 1, 1, 3)
+    assert e.decide(**put).reason == "no_policy"
+    bad = [{"op": "upsert", "text": "apiVersion: v1\nkind: Pod\nmetadata: {name: d, namespace: ns}\nstatus: {podIP: x}\n"}]
+    with pytest.raises(palisade.BundleError) as info:
+        e.apply(bad)
+    assert info.value.field.startswith("status.podIP") and e.generation == 2
+    lenient = e.apply(bad, lenient=True)
+    assert lenient["generation"] == 3 and lenient["rejected"][0]["field"].startswith("status.podIP")
+    with pytest.raises(palisade.BundleError) as info:
+        e.apply([{"op": "rename"}])
+    assert info.value.field == "changes[0].op"

@@ -444,9 +444,13 @@ pub(crate) fn policy(obj: &Obj, bundle: &Bundle, config: &Config) -> Result<Poli
         return Err(invalid("spec", "at most one of selector, targetRef and targetRefs"));
     }
     let raw_rules = spec.rules.as_deref().unwrap_or_default();
-    if raw_rules.len() > config.max_rules_per_policy.min(512) {
-        return Err(LoadError::new(LoadErrorKind::Limit, format!("{} rules (at most 512)", raw_rules.len()))
-            .at_field("spec.rules"));
+    // Istio has no cap of its own; the same configurable limit as every policy kind.
+    if raw_rules.len() > config.max_rules_per_policy {
+        return Err(LoadError::new(
+            LoadErrorKind::Limit,
+            format!("{} rules, the limit (max_rules_per_policy) is {}", raw_rules.len(), config.max_rules_per_policy),
+        )
+        .at_field("spec.rules"));
     }
     let mut rules = Vec::with_capacity(raw_rules.len());
     let domains = Domains::of(config);
