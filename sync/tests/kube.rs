@@ -1,0 +1,456 @@
+//! The Kubernetes source keeps an engine current, against a mock API server.
+//!
+//! kube-rs's documented test pattern: a `tower-test` mock service behind `kube::Client::new`,
+//! answered by a task that plays the API server. [`MockApi`] routes requests by path
+//! (`/api/v1/pods`, `/apis/projectcalico.org/v3/globalnetworkpolicies`, ...) and by whether
+//! they watch (`watch=true`), and answers each with the next scripted reply for it, in the
+//! API server's JSON shapes: lists with `metadata.resourceVersion` and `metadata.continue`,
+//! watch streams of newline-delimited `{"type": ..., "object": ...}` events. A path with no
+//! scripted reply left gets an empty list, or a watch that stays open and quiet, so the
+//! kinds a test does not use are listed and empty. No network: these machines cannot run an
+//! API server.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::channel::mpsc as body_channel;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use palisade::{Config, Engine, OwnedRequest, Reason};
+use palisade_sync::kube::KubeSource;
+use palisade_sync::{Options, Status, Syncer, wait_for};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+type Chunks = body_channel::UnboundedSender<Result<Frame<Bytes>, Infallible>>;
+
+const PODS: &str = "/api/v1/pods";
+const GNPS: &str = "/apis/projectcalico.org/v3/globalnetworkpolicies";
+
+/// One scripted answer.
+enum Reply {
+    /// A status code and a JSON body.
+    Json(u16, String),
+    /// A watch stream: its body is what the test sends through the paired [`Watch`].
+    Stream(body_channel::UnboundedReceiver<Result<Frame<Bytes>, Infallible>>),
+    /// `.1`, once `.0` fires (or is dropped).
+    Gated(oneshot::Receiver<()>, Box<Reply>),
+}
+
+#[derive(Default)]
+struct Script {
+    lists: HashMap<String, VecDeque<Reply>>,
+    watches: HashMap<String, VecDeque<Reply>>,
+    /// Paths whose list answers 404 (a CRD that is not installed).
+    missing: BTreeSet<String>,
+    /// Every request, in order: `path?query`.
+    log: Vec<String>,
+    /// Default watch streams, kept open.
+    held: Vec<Chunks>,
+}
+
+/// A scripted API server behind a `kube::Client`.
+#[derive(Clone, Default)]
+struct MockApi(Arc<Mutex<Script>>);
+
+fn list_body(rv: &str, cont: Option<&str>, items: Vec<Value>) -> String {
+    let mut metadata = json!({"resourceVersion": rv});
+    if let Some(c) = cont {
+        metadata["continue"] = json!(c);
+        metadata["remainingItemCount"] = json!(1);
+    }
+    json!({"kind": "List", "apiVersion": "v1", "metadata": metadata, "items": items}).to_string()
+}
+
+fn status_body(code: u16, reason: &str, message: &str) -> String {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+           "reason": reason, "details": {}, "code": code})
+    .to_string()
+}
+
+impl MockApi {
+    /// Queues a list page for `path`: `cont` is the `continue` token of the next page.
+    fn list(&self, path: &str, rv: &str, cont: Option<&str>, items: Vec<Value>) {
+        self.push_list(path, Reply::Json(200, list_body(rv, cont, items)));
+    }
+
+    /// Queues a list page that is answered only once the returned sender fires.
+    fn gated_list(&self, path: &str, rv: &str, items: Vec<Value>) -> oneshot::Sender<()> {
+        let (tx, rx) = oneshot::channel();
+        self.push_list(path, Reply::Gated(rx, Box::new(Reply::Json(200, list_body(rv, None, items)))));
+        tx
+    }
+
+    fn push_list(&self, path: &str, reply: Reply) {
+        self.0.lock().unwrap().lists.entry(path.into()).or_default().push_back(reply);
+    }
+
+    /// Queues a watch stream for `path`.
+    fn watch(&self, path: &str) -> Watch {
+        let (tx, rx) = body_channel::unbounded();
+        self.0.lock().unwrap().watches.entry(path.into()).or_default().push_back(Reply::Stream(rx));
+        Watch(Some(tx))
+    }
+
+    fn missing(&self, path: &str) {
+        self.0.lock().unwrap().missing.insert(path.into());
+    }
+
+    /// The query strings of the requests to `path` so far, in order.
+    fn queries(&self, path: &str) -> Vec<String> {
+        let log = &self.0.lock().unwrap().log;
+        log.iter().filter_map(|l| l.split_once('?').filter(|(p, _)| *p == path).map(|(_, q)| q.to_string())).collect()
+    }
+
+    fn watch_queries(&self, path: &str) -> Vec<String> {
+        self.queries(path).into_iter().filter(|q| is_watch(q)).collect()
+    }
+
+    fn list_queries(&self, path: &str) -> Vec<String> {
+        self.queries(path).into_iter().filter(|q| !is_watch(q)).collect()
+    }
+
+    /// The next reply for a request.
+    fn reply(&self, path: &str, query: &str) -> Reply {
+        let mut s = self.0.lock().unwrap();
+        s.log.push(format!("{path}?{query}"));
+        if is_watch(query) {
+            if let Some(r) = s.watches.get_mut(path).and_then(VecDeque::pop_front) {
+                return r;
+            }
+            let (tx, rx) = body_channel::unbounded();
+            s.held.push(tx);
+            Reply::Stream(rx)
+        } else {
+            if s.missing.contains(path) {
+                return Reply::Json(
+                    404,
+                    status_body(404, "NotFound", "the server could not find the requested resource"),
+                );
+            }
+            if let Some(r) = s.lists.get_mut(path).and_then(VecDeque::pop_front) {
+                return r;
+            }
+            Reply::Json(200, list_body("1", None, vec![]))
+        }
+    }
+
+    /// A client whose requests this mock answers.
+    fn client(&self) -> kube::Client {
+        let (service, mut handle) = tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<Body>>();
+        let api = self.clone();
+        tokio::spawn(async move {
+            while let Some((request, send)) = handle.next_request().await {
+                let path = request.uri().path().to_string();
+                let query = request.uri().query().unwrap_or_default().to_string();
+                let reply = api.reply(&path, &query);
+                tokio::spawn(async move { send.send_response(respond(reply).await) });
+            }
+        });
+        kube::Client::new(service, "default")
+    }
+}
+
+fn is_watch(query: &str) -> bool {
+    query.split('&').any(|p| p == "watch=true")
+}
+
+async fn respond(mut reply: Reply) -> http::Response<Body> {
+    loop {
+        reply = match reply {
+            Reply::Gated(gate, inner) => {
+                let _ = gate.await;
+                *inner
+            }
+            Reply::Json(code, text) => {
+                return http::Response::builder()
+                    .status(code)
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(text)).boxed_unsync())
+                    .unwrap();
+            }
+            Reply::Stream(rx) => {
+                return http::Response::builder()
+                    .status(200)
+                    .header("content-type", "application/json")
+                    .header("transfer-encoding", "chunked")
+                    .body(StreamBody::new(rx).boxed_unsync())
+                    .unwrap();
+            }
+        }
+    }
+}
+
+/// The test's end of one watch stream; dropping it (or [`Watch::close`]) ends the body, as
+/// when the API server or a proxy drops the connection.
+struct Watch(Option<Chunks>);
+
+impl Watch {
+    fn line(&self, event: Value) {
+        let text = format!("{event}\n");
+        self.0.as_ref().unwrap().unbounded_send(Ok(Frame::data(Bytes::from(text)))).unwrap();
+    }
+
+    fn event(&self, kind: &str, object: Value) {
+        self.line(json!({"type": kind, "object": object}));
+    }
+
+    fn bookmark(&self, kind: &str, api_version: &str, rv: &str) {
+        self.event("BOOKMARK", json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": rv}}));
+    }
+
+    /// The API server's answer to a watch from a compacted resource version.
+    fn expired(&self) {
+        self.event(
+            "ERROR",
+            serde_json::from_str(&status_body(410, "Expired", "too old resource version: 10 (40)")).unwrap(),
+        );
+    }
+
+    fn close(&mut self) {
+        self.0 = None;
+    }
+}
+
+/// A pod as the API server lists it (list items carry no `kind`/`apiVersion`).
+fn pod(name: &str, ip: &str, sa: &str, app: &str, rv: &str) -> Value {
+    json!({
+        "metadata": {"name": name, "namespace": "shop", "uid": format!("uid-{name}-{rv}"), "resourceVersion": rv,
+                     "creationTimestamp": "2026-01-01T00:00:00Z", "labels": {"app": app}},
+        "spec": {"serviceAccountName": sa, "containers": [{"name": "main", "image": "example/app:1"}]},
+        "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]}
+    })
+}
+
+/// A watch event's pod: with its type.
+fn pod_event(name: &str, ip: &str, sa: &str, app: &str, rv: &str) -> Value {
+    let mut p = pod(name, ip, sa, app, rv);
+    p["kind"] = json!("Pod");
+    p["apiVersion"] = json!("v1");
+    p
+}
+
+/// Calico: only the `frontend` service account may reach `app == 'web'` on TCP 80.
+fn allow_front(api_version: &str) -> Value {
+    json!({
+        "apiVersion": api_version, "kind": "GlobalNetworkPolicy",
+        "metadata": {"name": "allow-front", "resourceVersion": "11", "uid": "uid-gnp"},
+        "spec": {"selector": "app == 'web'", "types": ["Ingress"], "ingress": [{
+            "action": "Allow", "protocol": "TCP",
+            "source": {"serviceAccounts": {"names": ["frontend"]}},
+            "destination": {"ports": [80]}}]}
+    })
+}
+
+fn request(port: u16) -> OwnedRequest {
+    let text = format!(r#"{{"source": {{"ip": "10.0.0.1"}}, "destination": {{"ip": "10.0.0.2", "port": {port}}}}}"#);
+    OwnedRequest::from_json(&text).unwrap()
+}
+
+/// Whether 10.0.0.1 may reach the web pod's `port`, and the policy that decided.
+fn decide(engine: &Engine, port: u16) -> (bool, Option<String>) {
+    let d = engine.decide(&request(port).as_request());
+    let policy = engine.snapshot().and_then(|s| s.policy_name(d.policy).map(str::to_string));
+    (d.allowed(), policy)
+}
+
+fn fast() -> Options {
+    Options { debounce: Duration::from_millis(30), max_delay: Duration::from_millis(300), ..Options::default() }
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// An engine fed by a Kubernetes source on `api`, one pod per list page.
+fn start(api: &MockApi) -> (Arc<Engine>, Syncer) {
+    let engine = Arc::new(Engine::new(Config::default()));
+    let syncer = Syncer::new(engine.clone(), fast());
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(syncer.clone().run(rx));
+    let mut source = KubeSource::new(api.client());
+    source.page_size = 1;
+    tokio::spawn(source.run(tx));
+    (engine, syncer)
+}
+
+async fn until(syncer: &Syncer, what: &str, pred: impl Fn(&Status) -> bool) -> Status {
+    match wait_for(syncer, WAIT, pred).await {
+        Some(s) => s,
+        None => panic!("timed out waiting for {what}: {:?}", syncer.status()),
+    }
+}
+
+async fn until_logged(api: &MockApi, what: &str, pred: impl Fn(&MockApi) -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !pred(api) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {:?}",
+            api.0.lock().unwrap().log
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn bounded(test: impl Future<Output = ()>) -> impl Future<Output = ()> {
+    async {
+        tokio::time::timeout(Duration::from_secs(60), test).await.expect("the test took more than 60 s");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_and_policies_follow_the_cluster() {
+    bounded(async {
+        let api = MockApi::default();
+        // A chunked pod list: two pages, the first with a continue token.
+        api.list(PODS, "10", Some("eyJydiI6MTAsInN0YXJ0Ijoid2ViIn0"), vec![pod("web", "10.0.0.2", "web", "web", "8")]);
+        api.list(PODS, "10", None, vec![pod("front", "10.0.0.1", "frontend", "front", "9")]);
+        api.list(GNPS, "11", None, vec![allow_front("projectcalico.org/v3")]);
+        let mut w1 = api.watch(PODS);
+        let (engine, syncer) = start(&api);
+
+        let s = until(&syncer, "the initial sync", |s| s.synced).await;
+        assert_eq!((s.objects, s.batches), (3, 1), "{s:?}");
+        assert!(s.unserved.is_empty() && s.rejected.is_empty(), "{s:?}");
+        let lists = api.list_queries(PODS);
+        assert!(lists[0].contains("limit=1") && !lists[0].contains("continue="), "{lists:?}");
+        assert!(lists[1].contains("continue=eyJydiI6MTAsInN0YXJ0Ijoid2ViIn0"), "{lists:?}");
+        until_logged(&api, "the pod watch", |a| !a.watch_queries(PODS).is_empty()).await;
+        let watch = &api.watch_queries(PODS)[0];
+        assert!(watch.contains("resourceVersion=10") && watch.contains("allowWatchBookmarks=true"), "{watch}");
+        assert_eq!(decide(&engine, 80), (true, Some("gnp:allow-front".into())));
+        assert!(!decide(&engine, 443).0);
+
+        // The frontend pod goes, and its IP is reused by a pod with another service account:
+        // the certificate-less request from that IP must stop being allowed.
+        w1.event("DELETED", pod_event("front", "10.0.0.1", "frontend", "front", "12"));
+        w1.event("ADDED", pod_event("batch", "10.0.0.1", "batch", "batch", "13"));
+        let g = s.generation;
+        let s = until(&syncer, "the IP reuse", |s| s.generation > g && s.objects == 3).await;
+        assert!(!decide(&engine, 80).0, "{s:?}");
+        let snap = engine.snapshot().unwrap();
+        assert_eq!(snap.bundle().endpoint_by_ip("10.0.0.1".parse().unwrap()).unwrap().name, "batch");
+
+        // MODIFIED: the web pod's label changes, so the policy no longer selects it (no
+        // policy: Calico's default allow); and back.
+        w1.event("MODIFIED", pod_event("web", "10.0.0.2", "web", "db", "14"));
+        let g = s.generation;
+        let s = until(&syncer, "the relabel", |s| s.generation > g).await;
+        assert!(decide(&engine, 443).0, "{s:?}");
+        w1.event("MODIFIED", pod_event("web", "10.0.0.2", "web", "web", "15"));
+        let g = s.generation;
+        let s = until(&syncer, "the relabel back", |s| s.generation > g).await;
+        assert!(!decide(&engine, 443).0, "{s:?}");
+
+        // A bookmark, then the connection drops: the watcher watches again from the
+        // bookmark's version (no relist), and the new stream is applied.
+        w1.bookmark("Pod", "v1", "20");
+        let w2 = api.watch(PODS);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        w1.close();
+        until_logged(&api, "the re-watch", |a| a.watch_queries(PODS).len() >= 2).await;
+        assert!(api.watch_queries(PODS)[1].contains("resourceVersion=20"), "{:?}", api.watch_queries(PODS));
+        assert_eq!(api.list_queries(PODS).len(), 2, "a dropped watch is not a relist");
+        w2.event("ADDED", pod_event("late", "10.0.0.9", "late", "late", "21"));
+        let s = until(&syncer, "the pod on the new watch", |s| s.objects == 4).await;
+        assert!(engine.snapshot().unwrap().bundle().endpoint_by_ip("10.0.0.9".parse().unwrap()).is_some(), "{s:?}");
+
+        // 410 Gone: the watcher lists pods again. The relist has neither `batch` nor `late`
+        // (deleted while the watch was lost) and `front` is back: pods are replaced, the
+        // policy (another kind) is untouched.
+        api.list(PODS, "40", Some("eyJydiI6NDAsInN0YXJ0Ijoid2ViIn0"), vec![pod("web", "10.0.0.2", "web", "web", "15")]);
+        api.list(PODS, "40", None, vec![pod("front", "10.0.0.1", "frontend", "front", "39")]);
+        let _w3 = api.watch(PODS);
+        w2.expired();
+        let g = s.generation;
+        let s = until(&syncer, "the relist", |s| s.generation > g && s.objects == 3).await;
+        assert_eq!(api.list_queries(PODS).len(), 4, "{:?}", api.list_queries(PODS));
+        assert!(!api.list_queries(PODS)[2].contains("continue="));
+        let snap = engine.snapshot().unwrap();
+        assert!(snap.bundle().endpoint_by_ip("10.0.0.9".parse().unwrap()).is_none(), "{s:?}");
+        assert_eq!(snap.bundle().endpoint_by_ip("10.0.0.1".parse().unwrap()).unwrap().name, "front");
+        assert_eq!(decide(&engine, 80), (true, Some("gnp:allow-front".into())));
+        assert!(!decide(&engine, 443).0);
+        until_logged(&api, "the watch after the relist", |a| {
+            a.watch_queries(PODS).last().is_some_and(|q| q.contains("resourceVersion=40"))
+        })
+        .await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_served_before_every_kind_is_listed() {
+    bounded(async {
+        let api = MockApi::default();
+        api.list(PODS, "10", None, vec![pod("web", "10.0.0.2", "web", "web", "8")]);
+        let gate = api.gated_list(GNPS, "11", vec![allow_front("projectcalico.org/v3")]);
+        let w = api.watch(PODS);
+        let (engine, syncer) = start(&api);
+
+        // Pods are listed and watched, policies are not listed yet: no snapshot (a snapshot
+        // with pods and no policies would allow everything).
+        until_logged(&api, "the pod watch", |a| !a.watch_queries(PODS).is_empty()).await;
+        w.event("ADDED", pod_event("front", "10.0.0.1", "frontend", "front", "12"));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let s = syncer.status();
+        assert!(!s.synced && s.batches == 0 && s.generation == 0, "{s:?}");
+        assert_eq!(engine.decide(&request(80).as_request()).reason, Reason::NoBundle);
+        assert_eq!(engine.decide(&request(443).as_request()).reason, Reason::NoBundle);
+
+        // The last list arrives: one batch with every kind, including the pod the watch
+        // added meanwhile.
+        gate.send(()).unwrap();
+        let s = until(&syncer, "the sync", |s| s.synced).await;
+        assert_eq!((s.objects, s.batches), (3, 1), "{s:?}");
+        assert_eq!(decide(&engine, 80), (true, Some("gnp:allow-front".into())));
+        assert!(!decide(&engine, 443).0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crd_that_is_not_installed_counts_as_empty_and_is_reported() {
+    bounded(async {
+        let api = MockApi::default();
+        // No Istio at all; Calico without its API server: the projectcalico.org/v3 kinds are
+        // not served, the crd.projectcalico.org/v1 CRDs are.
+        for v in ["v1", "v1beta1"] {
+            api.missing(&format!("/apis/security.istio.io/{v}/authorizationpolicies"));
+        }
+        api.missing(GNPS);
+        api.list(
+            PODS,
+            "10",
+            None,
+            vec![pod("web", "10.0.0.2", "web", "web", "8"), pod("front", "10.0.0.1", "frontend", "front", "9")],
+        );
+        api.list(
+            "/apis/crd.projectcalico.org/v1/globalnetworkpolicies",
+            "11",
+            None,
+            vec![allow_front("crd.projectcalico.org/v1")],
+        );
+        let (engine, syncer) = start(&api);
+
+        let s = until(&syncer, "the sync", |s| s.synced && !s.unserved.is_empty()).await;
+        assert_eq!(s.objects, 3, "{s:?}");
+        assert_eq!(s.unserved.len(), 1, "{s:?}");
+        assert!(s.unserved[0].contains("security.istio.io/v1beta1 authorizationpolicies"), "{s:?}");
+        // The policy came through the CRD fallback.
+        assert_eq!(decide(&engine, 80), (true, Some("gnp:allow-front".into())));
+        assert!(!decide(&engine, 443).0);
+        assert!(!api.list_queries("/apis/crd.projectcalico.org/v1/globalnetworkpolicies").is_empty());
+        // The missing kind is listed again with backoff (kube-runtime's: 0.8 s, doubling).
+        until_logged(&api, "a retry of the missing kind", |a| {
+            a.list_queries("/apis/security.istio.io/v1beta1/authorizationpolicies").len() >= 2
+        })
+        .await;
+    })
+    .await;
+}
