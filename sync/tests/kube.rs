@@ -27,8 +27,8 @@ use palisade_sync::{Options, Status, Syncer, wait_for};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-type Body = UnsyncBoxBody<Bytes, Infallible>;
-type Chunks = body_channel::UnboundedSender<Result<Frame<Bytes>, Infallible>>;
+type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+type Chunks = body_channel::UnboundedSender<Result<Frame<Bytes>, std::io::Error>>;
 
 const PODS: &str = "/api/v1/pods";
 const GNPS: &str = "/apis/projectcalico.org/v3/globalnetworkpolicies";
@@ -38,7 +38,7 @@ enum Reply {
     /// A status code and a JSON body.
     Json(u16, String),
     /// A watch stream: its body is what the test sends through the paired [`Watch`].
-    Stream(body_channel::UnboundedReceiver<Result<Frame<Bytes>, Infallible>>),
+    Stream(body_channel::UnboundedReceiver<Result<Frame<Bytes>, std::io::Error>>),
     /// `.1`, once `.0` fires (or is dropped).
     Gated(oneshot::Receiver<()>, Box<Reply>),
 }
@@ -172,7 +172,7 @@ async fn respond(mut reply: Reply) -> http::Response<Body> {
                 return http::Response::builder()
                     .status(code)
                     .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from(text)).boxed_unsync())
+                    .body(Full::new(Bytes::from(text)).map_err(|e: Infallible| match e {}).boxed_unsync())
                     .unwrap();
             }
             Reply::Stream(rx) => {
@@ -215,6 +215,13 @@ impl Watch {
 
     fn close(&mut self) {
         self.0 = None;
+    }
+
+    /// The connection breaks mid-stream (a reset), then the body ends.
+    fn reset(&mut self) {
+        let e = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset by peer");
+        self.0.as_ref().unwrap().unbounded_send(Err(e)).unwrap();
+        self.close();
     }
 }
 
@@ -297,10 +304,8 @@ async fn until_logged(api: &MockApi, what: &str, pred: impl Fn(&MockApi) -> bool
     }
 }
 
-fn bounded(test: impl Future<Output = ()>) -> impl Future<Output = ()> {
-    async {
-        tokio::time::timeout(Duration::from_secs(60), test).await.expect("the test took more than 60 s");
-    }
+async fn bounded(test: impl Future<Output = ()>) {
+    tokio::time::timeout(Duration::from_secs(60), test).await.expect("the test took more than 60 s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -451,6 +456,39 @@ async fn a_crd_that_is_not_installed_counts_as_empty_and_is_reported() {
             a.list_queries("/apis/security.istio.io/v1beta1/authorizationpolicies").len() >= 2
         })
         .await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_watch_is_reported_and_watched_again() {
+    bounded(async {
+        let api = MockApi::default();
+        api.list(PODS, "10", None, vec![pod("web", "10.0.0.2", "web", "web", "8")]);
+        api.list(GNPS, "11", None, vec![allow_front("projectcalico.org/v3")]);
+        let mut w1 = api.watch(PODS);
+        let (engine, syncer) = start(&api);
+        let s = until(&syncer, "the sync", |s| s.synced).await;
+        assert!(!decide(&engine, 80).0, "no frontend pod yet: {s:?}");
+
+        w1.event("ADDED", pod_event("front", "10.0.0.1", "frontend", "front", "12"));
+        let s = until(&syncer, "the frontend pod", |s| s.objects == 3).await;
+        assert!(decide(&engine, 80).0, "{s:?}");
+
+        // The connection resets: an error in the status, then a watch from the last version
+        // seen (12), whose events apply and clear the error.
+        let w2 = api.watch(PODS);
+        w1.reset();
+        let s = until(&syncer, "the watch error", |s| s.last_error.is_some()).await;
+        let e = s.last_error.unwrap();
+        assert!(e.contains("kube v1 pods") && e.contains("watch"), "{e}");
+        until_logged(&api, "the re-watch", |a| a.watch_queries(PODS).len() >= 2).await;
+        assert!(api.watch_queries(PODS)[1].contains("resourceVersion=12"), "{:?}", api.watch_queries(PODS));
+        assert_eq!(api.list_queries(PODS).len(), 1, "a broken watch is not a relist");
+        w2.event("DELETED", pod_event("front", "10.0.0.1", "frontend", "front", "13"));
+        let s = until(&syncer, "the delete on the new watch", |s| s.objects == 2).await;
+        assert!(s.last_error.is_none(), "{s:?}");
+        assert!(!decide(&engine, 80).0);
     })
     .await;
 }
