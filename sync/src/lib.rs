@@ -242,9 +242,9 @@ impl Batcher {
 
     fn take(&mut self, event: Event) {
         match event {
-            Event::Resync(all) => self.resync(|_| true, all),
+            Event::Resync(all) => self.resync(|_| true, false, all),
             Event::ResyncScoped { scopes, items } => {
-                self.resync(|id| scopes.iter().any(|s| id.starts_with(s.as_str())), items)
+                self.resync(|id| scopes.iter().any(|s| id.starts_with(s.as_str())), true, items)
             }
             Event::Upsert(id, c) => {
                 self.pending.insert(id, Some(c));
@@ -257,14 +257,19 @@ impl Batcher {
     }
 
     /// A complete list of the items for which `in_scope` holds: those not named are removed
-    /// (applied, rejected, or pending from an earlier event of this batch).
-    fn resync(&mut self, in_scope: impl Fn(&str) -> bool, all: Vec<(String, Change)>) {
+    /// (applied or rejected ones; with `pending`, also those upserted by an earlier event of
+    /// this batch). A whole-state [`Event::Resync`] leaves pending upserts alone, as it always
+    /// has: another feeder's (an embedder's own informer) may be among them. A scoped one
+    /// removes them: its scope is one source's own, and an upsert that the relist does not
+    /// name was deleted while the watch was lost.
+    fn resync(&mut self, in_scope: impl Fn(&str) -> bool, pending: bool, all: Vec<(String, Change)>) {
         let named: std::collections::BTreeSet<&String> = all.iter().map(|(id, _)| id).collect();
+        let pending_ids = self.pending.iter().filter(|(_, c)| pending && c.is_some()).map(|(id, _)| id);
         let gone: Vec<String> = self
             .items
             .keys()
             .chain(self.rejected.keys())
-            .chain(self.pending.keys())
+            .chain(pending_ids)
             .filter(|id| in_scope(id) && !named.contains(id))
             .cloned()
             .collect();

@@ -492,3 +492,56 @@ async fn a_broken_watch_is_reported_and_watched_again() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoped_resync_replaces_only_its_scope() {
+    bounded(async {
+        use palisade::Change;
+        use palisade_sync::Event;
+        let engine = Arc::new(Engine::new(Config::default()));
+        let syncer = Syncer::new(engine.clone(), fast());
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(syncer.clone().run(rx));
+        let item = |id: &str, v: Value| (id.to_string(), Change::upsert_from(id, v));
+        tx.send(Event::ResyncScoped {
+            scopes: vec!["kube:core/Pod/".into(), "kube:projectcalico.org/GlobalNetworkPolicy/".into()],
+            items: vec![
+                item("kube:core/Pod/shop/web", pod_event("web", "10.0.0.2", "web", "web", "1")),
+                item("kube:projectcalico.org/GlobalNetworkPolicy/allow-front", allow_front("projectcalico.org/v3")),
+            ],
+        })
+        .await
+        .unwrap();
+        let s = until(&syncer, "the sync", |s| s.synced).await;
+        assert_eq!(s.objects, 2, "{s:?}");
+        // A pod upserted, then a relist of pods that does not name it, in one batch: the pod
+        // is not applied; the policy (outside the scope) stays.
+        tx.send(Event::Upsert(
+            "kube:core/Pod/shop/front".into(),
+            Change::upsert_from("front", pod_event("front", "10.0.0.1", "frontend", "front", "2")),
+        ))
+        .await
+        .unwrap();
+        tx.send(Event::ResyncScoped {
+            scopes: vec!["kube:core/Pod/".into()],
+            items: vec![item("kube:core/Pod/shop/web", pod_event("web", "10.0.0.2", "web", "web", "3"))],
+        })
+        .await
+        .unwrap();
+        let s = until(&syncer, "the relist", |x| x.generation > s.generation).await;
+        assert_eq!(s.objects, 2, "{s:?}");
+        assert!(engine.snapshot().unwrap().bundle().endpoint_by_ip("10.0.0.1".parse().unwrap()).is_none());
+        assert!(!decide(&engine, 443).0, "the policy still selects web");
+        // An empty relist of policies removes the policy, not the pod.
+        tx.send(Event::ResyncScoped {
+            scopes: vec!["kube:projectcalico.org/GlobalNetworkPolicy/".into()],
+            items: vec![],
+        })
+        .await
+        .unwrap();
+        let s = until(&syncer, "the empty relist", |x| x.generation > s.generation).await;
+        assert_eq!(s.objects, 1, "{s:?}");
+        assert!(decide(&engine, 443).0, "no policy selects web");
+    })
+    .await;
+}
