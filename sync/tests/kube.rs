@@ -545,3 +545,90 @@ async fn a_scoped_resync_replaces_only_its_scope() {
     })
     .await;
 }
+
+/// Every list path the source must request: each kind Palisade reads (written out here, not
+/// taken from the source's table).
+const EVERY_KIND: &[&str] = &[
+    "/api/v1/namespaces",
+    "/api/v1/pods",
+    "/api/v1/serviceaccounts",
+    "/api/v1/services",
+    "/apis/discovery.k8s.io/v1/endpointslices",
+    "/apis/networking.k8s.io/v1/networkpolicies",
+    "/apis/projectcalico.org/v3/tiers",
+    "/apis/projectcalico.org/v3/globalnetworkpolicies",
+    "/apis/projectcalico.org/v3/networkpolicies",
+    "/apis/projectcalico.org/v3/stagedglobalnetworkpolicies",
+    "/apis/projectcalico.org/v3/stagednetworkpolicies",
+    "/apis/projectcalico.org/v3/stagedkubernetesnetworkpolicies",
+    "/apis/projectcalico.org/v3/globalnetworksets",
+    "/apis/projectcalico.org/v3/networksets",
+    "/apis/projectcalico.org/v3/hostendpoints",
+    "/apis/security.istio.io/v1/authorizationpolicies",
+    "/apis/security.istio.io/v1/peerauthentications",
+    "/apis/security.istio.io/v1/requestauthentications",
+    "/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies",
+    "/apis/policy.networking.k8s.io/v1alpha1/adminnetworkpolicies",
+    "/apis/policy.networking.k8s.io/v1alpha1/baselineadminnetworkpolicies",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_read_kind_is_watched_and_applies() {
+    bounded(async {
+        let api = MockApi::default();
+        let mut web = pod("web", "10.0.0.2", "web", "web", "8");
+        web["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "istio-proxy", "image": "istio/proxyv2"}));
+        api.list(PODS, "10", None, vec![web, pod("front", "10.0.0.1", "frontend", "front", "9")]);
+        api.list("/api/v1/namespaces", "10", None, vec![json!({"metadata": {"name": "shop", "resourceVersion": "3"}})]);
+        api.list(
+            "/apis/networking.k8s.io/v1/networkpolicies",
+            "10",
+            None,
+            vec![json!({
+                "metadata": {"name": "web-from-front", "namespace": "shop", "resourceVersion": "5"},
+                "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Ingress"],
+                         "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "front"}}}],
+                                      "ports": [{"protocol": "TCP", "port": 80}]}]}
+            })],
+        );
+        let peer_auth = "/apis/security.istio.io/v1/peerauthentications";
+        let w = api.watch(peer_auth);
+        let (engine, syncer) = start(&api);
+
+        let s = until(&syncer, "the sync", |s| s.synced).await;
+        assert_eq!(s.objects, 4, "{s:?}");
+        assert!(s.rejected.is_empty() && s.unserved.is_empty(), "{s:?}");
+        let listed: BTreeSet<String> = api
+            .0
+            .lock()
+            .unwrap()
+            .log
+            .iter()
+            .filter(|l| !is_watch(l.split_once('?').map_or("", |(_, q)| q)))
+            .map(|l| l.split_once('?').map_or(l.as_str(), |(p, _)| p).to_string())
+            .collect();
+        let expected: BTreeSet<String> = EVERY_KIND.iter().map(|p| p.to_string()).collect();
+        assert_eq!(listed, expected);
+        assert_eq!(decide(&engine, 80), (true, Some("knp:shop/web-from-front".into())));
+        assert!(!decide(&engine, 443).0);
+
+        // Istio mTLS for the namespace, through its CRD's watch: a request without a peer
+        // certificate is refused; deleted, it is allowed again.
+        let pa = |rv: &str| {
+            json!({"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+                   "metadata": {"name": "default", "namespace": "shop", "resourceVersion": rv},
+                   "spec": {"mtls": {"mode": "STRICT"}}})
+        };
+        w.event("ADDED", pa("20"));
+        let s = until(&syncer, "the PeerAuthentication", |x| x.objects == 5).await;
+        let d = engine.decide(&request(80).as_request());
+        assert_eq!((d.allowed(), d.reason), (false, Reason::MissingPeerIdentity), "{s:?}");
+        w.event("DELETED", pa("21"));
+        until(&syncer, "the PeerAuthentication's delete", |x| x.objects == 4).await;
+        assert!(decide(&engine, 80).0);
+    })
+    .await;
+}
