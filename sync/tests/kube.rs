@@ -475,15 +475,21 @@ async fn a_broken_watch_is_reported_and_watched_again() {
         let s = until(&syncer, "the frontend pod", |s| s.objects == 3).await;
         assert!(decide(&engine, 80).0, "{s:?}");
 
-        // The connection resets: an error in the status, then a watch from the last version
-        // seen (12), whose events apply and clear the error.
+        // A bookmark carrying the (optional) `k8s.io/initial-events-end` annotation, then the
+        // connection resets: an error in the status, then a watch from the bookmark's version
+        // (16), whose events apply and clear the error.
+        w1.event(
+            "BOOKMARK",
+            json!({"kind": "Pod", "apiVersion": "v1",
+                   "metadata": {"resourceVersion": "16", "annotations": {"k8s.io/initial-events-end": "true"}}}),
+        );
         let w2 = api.watch(PODS);
         w1.reset();
         let s = until(&syncer, "the watch error", |s| s.last_error.is_some()).await;
         let e = s.last_error.unwrap();
         assert!(e.contains("kube v1 pods") && e.contains("watch"), "{e}");
         until_logged(&api, "the re-watch", |a| a.watch_queries(PODS).len() >= 2).await;
-        assert!(api.watch_queries(PODS)[1].contains("resourceVersion=12"), "{:?}", api.watch_queries(PODS));
+        assert!(api.watch_queries(PODS)[1].contains("resourceVersion=16"), "{:?}", api.watch_queries(PODS));
         assert_eq!(api.list_queries(PODS).len(), 1, "a broken watch is not a relist");
         w2.event("DELETED", pod_event("front", "10.0.0.1", "frontend", "front", "13"));
         let s = until(&syncer, "the delete on the new watch", |s| s.objects == 2).await;
