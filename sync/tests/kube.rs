@@ -260,6 +260,16 @@ fn request(port: u16) -> OwnedRequest {
     OwnedRequest::from_json(&text).unwrap()
 }
 
+const FRONTEND: &str = "spiffe://cluster.local/ns/shop/sa/frontend";
+
+/// 10.0.0.1 to the web pod's port 80, presenting `principal`.
+fn with_principal(principal: &str) -> OwnedRequest {
+    let text = format!(
+        r#"{{"source": {{"ip": "10.0.0.1", "principal": "{principal}"}}, "destination": {{"ip": "10.0.0.2", "port": 80}}}}"#
+    );
+    OwnedRequest::from_json(&text).unwrap()
+}
+
 /// Whether 10.0.0.1 may reach the web pod's `port`, and the policy that decided.
 fn decide(engine: &Engine, port: u16) -> (bool, Option<String>) {
     let d = engine.decide(&request(port).as_request());
@@ -330,6 +340,7 @@ async fn pods_and_policies_follow_the_cluster() {
         assert!(watch.contains("resourceVersion=10") && watch.contains("allowWatchBookmarks=true"), "{watch}");
         assert_eq!(decide(&engine, 80), (true, Some("gnp:allow-front".into())));
         assert!(!decide(&engine, 443).0);
+        assert!(engine.decide(&with_principal(FRONTEND).as_request()).allowed());
 
         // The frontend pod goes, and its IP is reused by a pod with another service account:
         // the certificate-less request from that IP must stop being allowed.
@@ -338,6 +349,9 @@ async fn pods_and_policies_follow_the_cluster() {
         let g = s.generation;
         let s = until(&syncer, "the IP reuse", |s| s.generation > g && s.objects == 3).await;
         assert!(!decide(&engine, 80).0, "{s:?}");
+        // The old pod's certificate from that IP no longer matches its owner.
+        let d = engine.decide(&with_principal(FRONTEND).as_request());
+        assert_eq!((d.allowed(), d.reason), (false, Reason::IdentityMismatch));
         let snap = engine.snapshot().unwrap();
         assert_eq!(snap.bundle().endpoint_by_ip("10.0.0.1".parse().unwrap()).unwrap().name, "batch");
 
