@@ -652,3 +652,25 @@ async fn every_read_kind_is_watched_and_applies() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_is_built_from_a_kubeconfig_file() {
+    bounded(async {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubeconfig");
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Config\ncurrent-context: test\n\
+             clusters: [{name: c, cluster: {server: 'https://127.0.0.1:6443', insecure-skip-tls-verify: true}}]\n\
+             users: [{name: u, user: {token: abc}}]\n\
+             contexts: [{name: test, context: {cluster: c, user: u, namespace: shop}}]\n",
+        )
+        .unwrap();
+        // Building the client makes no request.
+        let source = KubeSource::from_kubeconfig(&path).await.unwrap();
+        assert_eq!(source.kinds.len(), EVERY_KIND.len());
+        assert_eq!(source.page_size, 500);
+        assert!(KubeSource::from_kubeconfig(&dir.path().join("missing")).await.is_err());
+    })
+    .await;
+}
