@@ -47,8 +47,9 @@ enum Reply {
 struct Script {
     lists: HashMap<String, VecDeque<Reply>>,
     watches: HashMap<String, VecDeque<Reply>>,
-    /// Paths whose list answers 404 (a CRD that is not installed).
-    missing: BTreeSet<String>,
+    /// Paths whose list always fails: status code and reason (404 `NotFound`: a CRD that is
+    /// not installed; 403 `Forbidden`: RBAC).
+    failing: HashMap<String, (u16, &'static str)>,
     /// Every request, in order: `path?query`.
     log: Vec<String>,
     /// Default watch streams, kept open.
@@ -99,7 +100,11 @@ impl MockApi {
     }
 
     fn missing(&self, path: &str) {
-        self.0.lock().unwrap().missing.insert(path.into());
+        self.0.lock().unwrap().failing.insert(path.into(), (404, "NotFound"));
+    }
+
+    fn forbidden(&self, path: &str) {
+        self.0.lock().unwrap().failing.insert(path.into(), (403, "Forbidden"));
     }
 
     /// The query strings of the requests to `path` so far, in order.
@@ -128,11 +133,8 @@ impl MockApi {
             s.held.push(tx);
             Reply::Stream(rx)
         } else {
-            if s.missing.contains(path) {
-                return Reply::Json(
-                    404,
-                    status_body(404, "NotFound", "the server could not find the requested resource"),
-                );
+            if let Some(&(code, reason)) = s.failing.get(path) {
+                return Reply::Json(code, status_body(code, reason, &format!("{reason}: {path}")));
             }
             if let Some(r) = s.lists.get_mut(path).and_then(VecDeque::pop_front) {
                 return r;
@@ -671,6 +673,25 @@ async fn a_source_is_built_from_a_kubeconfig_file() {
         assert_eq!(source.kinds.len(), EVERY_KIND.len());
         assert_eq!(source.page_size, 500);
         assert!(KubeSource::from_kubeconfig(&dir.path().join("missing")).await.is_err());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kind_that_cannot_be_listed_keeps_the_engine_at_no_bundle() {
+    bounded(async {
+        let api = MockApi::default();
+        api.list(PODS, "10", None, vec![pod("web", "10.0.0.2", "web", "web", "8")]);
+        // RBAC forbids listing policies: not a missing CRD, so never "empty".
+        api.forbidden(GNPS);
+        let (engine, syncer) = start(&api);
+        let s = until(&syncer, "the 403 reported", |s| s.last_error.is_some()).await;
+        assert!(s.last_error.as_deref().unwrap().contains("403"), "{s:?}");
+        // Still refused after the watcher's first retries (0.8 s, 1.6 s backoff).
+        until_logged(&api, "a retry", |a| a.list_queries(GNPS).len() >= 2).await;
+        let s = syncer.status();
+        assert!(!s.synced && s.batches == 0 && s.unserved.is_empty(), "{s:?}");
+        assert_eq!(engine.decide(&request(80).as_request()).reason, Reason::NoBundle);
     })
     .await;
 }
