@@ -1,13 +1,18 @@
 //! Keeps a Palisade [`Engine`] current with a live cluster.
 //!
-//! A source (a bundle directory, Calico's etcd v3 datastore) sends [`Event`]s about
-//! upstream items (a file, an etcd key) to a [`Syncer`], which turns them into
-//! [`palisade::Change`]s, collects them for a debounce interval and applies each batch with
-//! one [`Engine::apply_lenient`], so one batch is one snapshot swap. Deciding never waits
-//! for any of this.
+//! A source (the Kubernetes API, Calico's etcd v3 datastore, a bundle directory) sends
+//! [`Event`]s about upstream items (an API object, an etcd key, a file) to a [`Syncer`], which
+//! turns them into [`palisade::Change`]s, collects them for a debounce interval and applies
+//! each batch with one [`Engine::apply_lenient`], so one batch is one snapshot swap. Deciding
+//! never waits for any of this.
 //!
 //! * Before the first complete list of a source has been applied the engine has no
-//!   snapshot and decides `no_bundle`.
+//!   snapshot and decides `no_bundle`. The Kubernetes source ([`kube::KubeSource`]) watches
+//!   one kind per watcher and sends nothing but errors until every kind has been listed
+//!   once, then one [`Event::ResyncScoped`] of every kind.
+//! * A relist replaces what it covers: [`Event::Resync`] the whole upstream state,
+//!   [`Event::ResyncScoped`] only the items whose ids start with one of its scopes (one
+//!   Kubernetes kind after a `410 Gone`), leaving every other item alone.
 //! * An upsert that fails validation is left out of its batch and reported in
 //!   [`Status::rejected`]; the object's last valid version (or, for a new object, its
 //!   absence) stays in force, and the upsert is tried again with every later batch (it may
@@ -18,6 +23,7 @@
 
 pub mod dir;
 pub mod etcd;
+pub mod kube;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -33,12 +39,27 @@ pub enum Event {
     /// The complete upstream state (an initial list, or a relist after the watch was lost):
     /// items not named here are gone.
     Resync(Vec<(String, Change)>),
+    /// The complete state of the items whose ids start with one of `scopes` (a relist of
+    /// some of a source's upstream, such as one Kubernetes kind): items in those scopes not
+    /// named in `items` are gone, items outside them are untouched. Like [`Event::Resync`]
+    /// it counts as a complete list for [`Status::synced`], so a source sends its first one
+    /// only once it covers everything it reads.
+    ResyncScoped {
+        /// Id prefixes (`kube:core/Pod/`).
+        scopes: Vec<String>,
+        /// `(item id, change)` of every item in the scopes; each id starts with a scope.
+        items: Vec<(String, Change)>,
+    },
     /// One item was added or changed: `(item id, change)`.
     Upsert(String, Change),
     /// One item was removed.
     Remove(String),
     /// The source hit an error (it keeps retrying): recorded in the status.
     Error(String),
+    /// What the source reads but its upstream does not serve (a Kubernetes CRD that is not
+    /// installed), treated as empty: the complete current list, kept in
+    /// [`Status::unserved`] until the next `Unserved`.
+    Unserved(Vec<String>),
 }
 
 /// How batches are formed and retried.
@@ -84,6 +105,9 @@ pub struct Status {
     pub batches: u64,
     /// Objects in the engine.
     pub objects: usize,
+    /// Kinds a source reads and its upstream does not serve, treated as empty (from
+    /// [`Event::Unserved`]; a Kubernetes CRD that is not installed).
+    pub unserved: Vec<String>,
 }
 
 /// Feeds a source's events into an engine. Cheap to clone.
@@ -157,11 +181,11 @@ impl Syncer {
 
     fn take(&self, state: &mut Batcher, event: Event) {
         self.update(|s| s.last_event = Some(SystemTime::now()));
-        if let Event::Error(e) = event {
-            self.update(|s| s.last_error = Some(e));
-            return;
+        match event {
+            Event::Error(e) => self.update(|s| s.last_error = Some(e)),
+            Event::Unserved(kinds) => self.update(|s| s.unserved = kinds),
+            event => state.take(event),
         }
-        state.take(event);
     }
 
     /// Applies the pending batch; `false` when it failed as a whole.
@@ -218,17 +242,9 @@ impl Batcher {
 
     fn take(&mut self, event: Event) {
         match event {
-            Event::Resync(all) => {
-                let named: std::collections::BTreeSet<&String> = all.iter().map(|(id, _)| id).collect();
-                let gone: Vec<String> =
-                    self.items.keys().chain(self.rejected.keys()).filter(|id| !named.contains(id)).cloned().collect();
-                for id in gone {
-                    self.pending.insert(id, None);
-                }
-                for (id, c) in all {
-                    self.pending.insert(id, Some(c));
-                }
-                self.listed = true;
+            Event::Resync(all) => self.resync(|_| true, false, all),
+            Event::ResyncScoped { scopes, items } => {
+                self.resync(|id| scopes.iter().any(|s| id.starts_with(s.as_str())), true, items)
             }
             Event::Upsert(id, c) => {
                 self.pending.insert(id, Some(c));
@@ -236,8 +252,34 @@ impl Batcher {
             Event::Remove(id) => {
                 self.pending.insert(id, None);
             }
-            Event::Error(_) => {}
+            Event::Error(_) | Event::Unserved(_) => {}
         }
+    }
+
+    /// A complete list of the items for which `in_scope` holds: those not named are removed
+    /// (applied or rejected ones; with `pending`, also those upserted by an earlier event of
+    /// this batch). A whole-state [`Event::Resync`] leaves pending upserts alone, as it always
+    /// has: another feeder's (an embedder's own informer) may be among them. A scoped one
+    /// removes them: its scope is one source's own, and an upsert that the relist does not
+    /// name was deleted while the watch was lost.
+    fn resync(&mut self, in_scope: impl Fn(&str) -> bool, pending: bool, all: Vec<(String, Change)>) {
+        let named: std::collections::BTreeSet<&String> = all.iter().map(|(id, _)| id).collect();
+        let pending_ids = self.pending.iter().filter(|(_, c)| pending && c.is_some()).map(|(id, _)| id);
+        let gone: Vec<String> = self
+            .items
+            .keys()
+            .chain(self.rejected.keys())
+            .chain(pending_ids)
+            .filter(|id| in_scope(id) && !named.contains(id))
+            .cloned()
+            .collect();
+        for id in gone {
+            self.pending.insert(id, None);
+        }
+        for (id, c) in all {
+            self.pending.insert(id, Some(c));
+        }
+        self.listed = true;
     }
 
     /// The changes of the pending batch (with earlier rejections retried), and the ids they
