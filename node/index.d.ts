@@ -49,6 +49,14 @@ export declare class Engine {
   /** Loads a bundle given as YAML or JSON text; returns the new generation. */
   loadYaml(text: string): number
   /**
+   * Applies a change set: an array of `{op: 'upsert', object}`, `{op: 'upsert', text,
+   * source?}` and `{op: 'delete', apiVersion, kind, namespace?, name}`. All-or-nothing
+   * (throws `BUNDLE_ERROR`, nothing changes), or with `lenient` the upserts that fail are
+   * left out and listed in the report's `rejected`. Returns `{generation, upserted,
+   * deleted, objects, rejected}`.
+   */
+  apply(changes: Array<Record<string, unknown>>, lenient?: boolean): { generation: number; upserted: number; deleted: number; objects: number; rejected: Array<Record<string, unknown>> }
+  /**
    * Decides a request (a plain object in the SPEC 7 shape). A malformed request is a deny
    * with reason `invalid_request`, or throws `REQUEST_ERROR` when `strict` is true.
    */
