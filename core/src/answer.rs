@@ -76,6 +76,9 @@ pub struct Answer {
     pub snapshot: Option<Arc<Snapshot>>,
     /// Why the request did not parse, for a lenient `invalid_request`.
     pub request_error: Option<RequestError>,
+    /// The request, kept by [`decide_lazy`] to record the trace only when it is asked for
+    /// (the pinned snapshot decides it again, the same way).
+    pub request: Option<OwnedRequest>,
 }
 
 impl Answer {
@@ -87,13 +90,22 @@ impl Answer {
             (None, Some(d)) => Some(d.to_string()),
             (None, None) => None,
         };
-        let empty = Trace::default();
-        decision_json_with_detail(
-            self.snapshot.as_deref().map(Snapshot::bundle),
-            &self.decision,
-            self.trace.as_ref().unwrap_or(&empty),
-            detail,
-        )
+        let trace = self.trace();
+        decision_json_with_detail(self.snapshot.as_deref().map(Snapshot::bundle), &self.decision, &trace, detail)
+    }
+
+    /// The tier walk: recorded, or recorded now for a [`decide_lazy`] answer, or empty.
+    pub fn trace(&self) -> std::borrow::Cow<'_, Trace> {
+        match (&self.trace, &self.request, self.snapshot.as_deref()) {
+            (Some(t), _, _) => std::borrow::Cow::Borrowed(t),
+            (None, Some(r), Some(s)) => std::borrow::Cow::Owned(s.decide_traced(&r.as_request()).1),
+            _ => std::borrow::Cow::Owned(Trace::default()),
+        }
+    }
+
+    /// Whether a trace is recorded or can be ([`decide_lazy`]).
+    pub fn has_trace(&self) -> bool {
+        self.trace.is_some() || (self.request.is_some() && self.snapshot.is_some())
     }
 
     /// Whether the decision allows what `enforcement` enforces.
@@ -114,6 +126,7 @@ impl Answer {
             trace: Some(Trace::default()),
             snapshot,
             request_error: Some(e),
+            request: None,
         }
     }
 }
@@ -128,21 +141,34 @@ pub fn decide_owned(engine: &Engine, request: &OwnedRequest) -> Answer {
     match engine.snapshot() {
         Some(s) => {
             let (decision, trace) = s.decide_traced(&request.as_request());
-            Answer { decision, trace: Some(trace), snapshot: Some(s), request_error: None }
+            Answer { decision, trace: Some(trace), snapshot: Some(s), request_error: None, request: None }
         }
         None => Answer {
             decision: engine.decide(&request.as_request()),
             trace: Some(Trace::default()),
             snapshot: None,
             request_error: None,
+            request: None,
         },
     }
+}
+
+/// Decides a parsed request without recording the trace, keeping the request so that
+/// [`Answer::trace`] / [`Answer::json`] record it when asked (what a binding whose caller
+/// may never look at the trace uses: the decision costs what `decide` costs).
+pub fn decide_lazy(engine: &Engine, request: OwnedRequest) -> Answer {
+    let snapshot = engine.snapshot();
+    let decision = match snapshot.as_deref() {
+        Some(s) => s.decide(&request.as_request()),
+        None => engine.decide(&request.as_request()),
+    };
+    Answer { decision, trace: None, snapshot, request_error: None, request: Some(request) }
 }
 
 /// Decides a parsed request and records it into `log` (no trace: the flow log has it).
 pub fn decide_logged(log: &crate::flowlog::FlowLog, engine: &Engine, request: &OwnedRequest) -> Answer {
     let (decision, snapshot) = log.decide_on(engine.snapshot(), &request.as_request());
-    Answer { decision, trace: None, snapshot, request_error: None }
+    Answer { decision, trace: None, snapshot, request_error: None, request: None }
 }
 
 /// Decides a request given as a JSON value (SPEC 7; every key checked, unknown keys
@@ -184,6 +210,7 @@ where
                 trace: None,
                 snapshot: snapshot.clone(),
                 request_error: None,
+                request: None,
             },
             Err(e) => Answer::invalid(snapshot.clone(), e),
         })
@@ -495,5 +522,18 @@ spec:
             assert_eq!(err.field.as_deref(), Some(field), "{changes}");
         }
         assert_eq!(e.snapshot().map(|s| s.generation()), Some(1), "nothing changed");
+    }
+
+    #[test]
+    fn a_lazy_answer_records_the_same_trace_when_asked() {
+        let e = engine();
+        let text = r#"{"source": {"ip": "10.0.0.1"}, "destination": {"ip": "10.0.0.2", "port": 80}, "http": {"method": "PUT", "path": "/"}}"#;
+        let eager = decide_text(&e, text, Mode::Strict).unwrap_or_else(|e| unreachable!("{e}"));
+        let r = OwnedRequest::from_json(text).unwrap_or_else(|e| unreachable!("{e}"));
+        let lazy = decide_lazy(&e, r);
+        assert!(lazy.trace.is_none() && lazy.has_trace());
+        assert_eq!(lazy.decision, eager.decision);
+        assert_eq!(lazy.json(), eager.json());
+        assert!(lazy.json()["trace"]["ingress"].as_array().is_some_and(|t| !t.is_empty()));
     }
 }

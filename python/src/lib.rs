@@ -160,6 +160,11 @@ fn parse(
 ) -> PyResult<Result<OwnedRequest, CoreRequestError>> {
     let unusable = |message: String| CoreRequestError { field: "-".into(), message };
     let value = match (request, kwargs) {
+        // A dict without `auth` (the only part of unbounded depth: claims) is read straight
+        // from the Python objects; anything else goes through the depth-checked JSON value.
+        (Some(r), None) if r.cast::<PyDict>().is_ok_and(|d| !d.contains("auth").unwrap_or(true)) => {
+            return Ok(OwnedRequest::from_deserializer(&mut pythonize::Depythonizer::from_object(r)));
+        }
         (Some(r), None) => to_json(r, 0),
         (None, Some(kw)) => from_keywords(kw),
         (None, None) => return Ok(Err(unusable("a request (dict) or keyword arguments are required".into()))),
@@ -252,7 +257,7 @@ impl Decision {
     /// not recorded (`decide_many`).
     #[getter]
     fn trace<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        if self.a.trace.is_none() {
+        if !self.a.has_trace() {
             return Ok(None);
         }
         let v = self.a.json();
@@ -391,7 +396,8 @@ impl Engine {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Decision> {
         let a = match self.owned(py, request, kwargs)? {
-            Ok(r) => answer::decide_owned(&self.engine, &r),
+            // The trace is recorded when `trace` or `to_dict` asks for it.
+            Ok(r) => answer::decide_lazy(&self.engine, r),
             Err(e) if strict => return Err(request_error(py, &e)),
             Err(e) => Answer::unparsed(&self.engine, e),
         };

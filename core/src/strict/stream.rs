@@ -105,7 +105,11 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<'_, D> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        self.inner.deserialize_struct(name, fields, Wrap { inner: visitor, is_struct: true, key: self.key })
+        // `any`, not `struct`: every self-describing source (JSON text, a JSON value, Python
+        // objects) then hands a sequence to the wrapped visitor, which refuses it with the
+        // same message whatever the source.
+        let _ = (name, fields);
+        self.inner.deserialize_any(Wrap { inner: visitor, is_struct: true, key: self.key })
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
