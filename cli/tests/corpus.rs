@@ -29,7 +29,12 @@ fn every_case_decides_as_expected_through_the_cli() {
         assert_eq!(decisions.len(), case.requests.len(), "{}: one decision per request line", case.name);
         let invalid = case.expected.iter().filter(|e| e["reason"] == "invalid_request").count();
         // SPEC 9.3: one stderr line for every invalid request.
-        assert_eq!(stderr.lines().filter(|l| l.contains("invalid request")).count(), invalid, "{}: {stderr}", case.name);
+        assert_eq!(
+            stderr.lines().filter(|l| l.contains("invalid request")).count(),
+            invalid,
+            "{}: {stderr}",
+            case.name
+        );
         for (i, (d, expected)) in decisions.iter().zip(&case.expected).enumerate() {
             if skips.contains_key(&(case.name.clone(), i + 1)) {
                 continue;

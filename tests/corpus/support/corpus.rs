@@ -40,7 +40,8 @@ pub fn cases(corpus: &Path) -> Vec<Case> {
     dirs.sort();
     dirs.into_iter()
         .map(|dir| {
-            let manifest: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("case.json")).unwrap()).unwrap();
+            let manifest: Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.join("case.json")).unwrap()).unwrap();
             let bundle = manifest["bundle"].as_array().unwrap().iter().map(|p| dir.join(p.as_str().unwrap())).collect();
             let requests_file = dir.join(manifest["requests"].as_str().unwrap_or("requests.jsonl"));
             let expected: Vec<Value> =
