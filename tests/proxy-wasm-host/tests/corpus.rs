@@ -130,7 +130,12 @@ fn every_tcp_case_decides_as_expected_through_the_filter() {
         }
         let config = serde_json::json!({"bundle": text.join("\n---\n"), "direction": "both"}).to_string();
         let mut vm = FilterVm::load(&wasm).expect("the filter loads");
-        assert!(vm.configure(config.as_bytes()).unwrap(), "{}: configuration accepted: {:?}", case.name, vm.state().logs);
+        assert!(
+            vm.configure(config.as_bytes()).unwrap(),
+            "{}: configuration accepted: {:?}",
+            case.name,
+            vm.state().logs
+        );
         assert!(vm.configure_peer_filter(br#"{"listener": "peer"}"#).unwrap(), "peer filter accepted");
         let tcp_config = serde_json::json!({"bundle": text.join("\n---\n"), "direction": "both", "listener": "tcp"});
         let mut tcp = FilterVm::load(&wasm).expect("the filter loads");
