@@ -20,10 +20,15 @@ pub fn corpus(manifest_dir: &str) -> PathBuf {
 
 /// One case: its bundle paths, its request lines (raw text) and the expected decisions.
 pub struct Case {
+    /// The case directory's name.
     pub name: String,
+    /// The bundle paths, resolved against the case directory.
     pub bundle: Vec<PathBuf>,
+    /// The requests file.
     pub requests_file: PathBuf,
+    /// Its non-blank lines, as written.
     pub requests: Vec<String>,
+    /// The expected decisions, one per request.
     pub expected: Vec<Value>,
 }
 
