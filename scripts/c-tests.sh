@@ -19,15 +19,22 @@ cflags="-std=c11 -Wall -Wextra -Werror -pthread -Ic-header"
 echo "== C tests, static library"
 gcc $cflags c-header/tests/test.c target/release/libpalisade.a $libs -o "$out/test_static"
 "$out/test_static"
+echo "== tests/corpus through the C ABI, static library"
+gcc $cflags c-header/tests/corpus.c target/release/libpalisade.a $libs -o "$out/corpus_static"
+"$out/corpus_static" tests/corpus
 echo "== C tests, shared library"
 gcc $cflags c-header/tests/test.c -Ltarget/release -lpalisade -Wl,-rpath,"$PWD/target/release" -o "$out/test_shared"
 "$out/test_shared"
 echo "== C tests under valgrind"
 valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect "$out/test_static"
+valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect "$out/corpus_static" tests/corpus
 echo "== C tests with ASan + UBSan"
 gcc $cflags -g -fsanitize=address,undefined -fno-omit-frame-pointer c-header/tests/test.c \
   target/release/libpalisade.a $libs -o "$out/test_asan"
 ASAN_OPTIONS=detect_leaks=1 "$out/test_asan"
+gcc $cflags -g -fsanitize=address,undefined -fno-omit-frame-pointer c-header/tests/corpus.c \
+  target/release/libpalisade.a $libs -o "$out/corpus_asan"
+ASAN_OPTIONS=detect_leaks=1 "$out/corpus_asan" tests/corpus
 echo "== the README's example"
 gcc -std=c11 -Wall -Werror -Ic-header c-header/examples/check.c -Ltarget/release -lpalisade \
   -Wl,-rpath,"$PWD/target/release" -o "$out/check"
