@@ -58,26 +58,13 @@ pub fn decision_json_with_detail(
             h.iter().enumerate().map(|(i, hit)| bundle.map(|b| hit.render(i, b)).unwrap_or_default()).collect()
         })
     };
-    // An allow by the namespace profile after Istio's ALLOW layer let the request through:
-    // name that ALLOW policy and rule in `tier`/`policy`/`rule` (the reason stays
-    // `no_policy`: no tier decided, the mesh layer allowed).
-    let mesh = match (d.action, d.reason, d.policy) {
-        (crate::Action::Allow, Reason::NoPolicy, None) => bundle.and_then(|b| mesh_allow(b, trace)),
-        _ => None,
-    };
     let j = DecisionJson {
         action: d.action.as_str(),
         reason: d.reason.as_str(),
         side: d.side.map(|s| s.as_str()),
-        tier: match mesh {
-            Some((t, _, _)) => bundle.and_then(|b| b.tier(t)).map(|t| t.name.clone()),
-            None => d.tier.and_then(|t| bundle.and_then(|b| b.tier(t)).map(|t| t.name.clone())),
-        },
-        policy: match mesh {
-            Some((_, p, _)) => bundle.and_then(|b| b.policy(p)).map(|p| p.display_name()),
-            None => d.policy.and_then(|p| bundle.and_then(|b| b.policy(p)).map(|p| p.display_name())),
-        },
-        rule: mesh.map(|(_, _, r)| r).or(d.rule),
+        tier: d.tier.and_then(|t| bundle.and_then(|b| b.tier(t)).map(|t| t.name.clone())),
+        policy: d.policy.and_then(|p| bundle.and_then(|b| b.policy(p)).map(|p| p.display_name())),
+        rule: d.rule,
         peer: d.peer.map(|p| p.as_str()),
         l7_pending: d.l7_pending,
         staged: d.staged.map(|a| StagedJson { action: a.as_str() }),
@@ -86,21 +73,6 @@ pub fn decision_json_with_detail(
         trace: TraceJson { egress: render(&trace.egress), ingress: render(&trace.ingress) },
     };
     serde_json::to_value(j).unwrap_or(serde_json::Value::Null)
-}
-
-/// The Istio ALLOW policy and rule that let an ingress walk through the mesh layer (the
-/// last such pass hit), if any.
-fn mesh_allow(bundle: &Bundle, trace: &Trace) -> Option<(crate::model::TierId, crate::model::PolicyId, i32)> {
-    trace.ingress.as_ref()?.iter().rev().find_map(|h| match h.source {
-        crate::trace::HitSource::Policy { tier, policy }
-            if h.action == crate::trace::HitAction::Pass
-                && h.rule >= 0
-                && bundle.tier(tier).is_some_and(|t| t.name == "istio-allow") =>
-        {
-            Some((tier, policy, h.rule))
-        }
-        _ => None,
-    })
 }
 
 /// A decision with its tier walk, rendered.

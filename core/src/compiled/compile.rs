@@ -257,6 +257,7 @@ impl Program {
             policies: policies.compiled.into_boxed_slice(),
             tiers: bundle.tiers.iter().map(|t| t.default_action).collect(),
             istio_tiers: bundle.tiers.iter().map(crate::model::Tier::is_istio).collect(),
+            istio_allow_tier: bundle.tiers.iter().position(|t| t.name == "istio-allow").map(|i| i as TierId),
             no_policy_action: config.no_policy_action,
             require_peer_identity: config.require_peer_identity,
             trust_domain: config.trust_domain.as_str().into(),

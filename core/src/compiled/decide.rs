@@ -345,6 +345,8 @@ fn walk<R: Recorder>(
 ) -> SideOut {
     let slot = usize::from(side == Side::Egress);
     let list_id = ep.lists.get(slot).map(|&(e, p)| if pending { p } else { e }).unwrap_or(0);
+    // The Istio ALLOW rule that let this ingress walk through the mesh layer, if any.
+    let mut mesh: Option<(TierId, PolicyId, i32)> = None;
     if let Some(list) = prog.lists.get(list_id as usize).filter(|l| !l.segments.is_empty()) {
         let indexes = prog.seg_index.get(list_id as usize).and_then(|s| s.get(slot));
         for (si, seg) in list.segments.iter().enumerate() {
@@ -378,7 +380,12 @@ fn walk<R: Recorder>(
             }
             let passed = match step {
                 Step::Done(out) => return out,
-                Step::Pass => true,
+                Step::Pass(pid, ri) => {
+                    if side == Side::Ingress && prog.istio_allow_tier == Some(seg.tier) {
+                        mesh = Some((seg.tier, pid, ri));
+                    }
+                    true
+                }
                 Step::Next => false,
             };
             if passed {
@@ -404,15 +411,28 @@ fn walk<R: Recorder>(
             }
         }
     }
-    profile(prog, ep_index, side, rec)
+    let out = profile(prog, ep_index, side, rec);
+    named_by_mesh(out, mesh)
+}
+
+/// A profile allow after Istio's ALLOW layer let the request through names that ALLOW rule
+/// (`tier`, `policy`, `rule`; the reason stays `no_policy`: no tier decided).
+#[inline]
+fn named_by_mesh(out: SideOut, mesh: Option<(TierId, PolicyId, i32)>) -> SideOut {
+    match mesh {
+        Some((tier, policy, rule)) if out.action == Action::Allow => {
+            SideOut { tier: Some(tier), policy: Some(policy), rule: Some(rule), ..out }
+        }
+        _ => out,
+    }
 }
 
 /// What one rule does to a segment's walk.
 enum Step {
     /// Not matched, or a `Log`: the next rule.
     Next,
-    /// `Pass`: the next tier.
-    Pass,
+    /// `Pass` by rule `.1` of policy `.0`: the next tier.
+    Pass(PolicyId, i32),
     /// `Allow` or `Deny`: the side's verdict.
     Done(SideOut),
 }
@@ -457,7 +477,7 @@ fn visit_rule<R: Recorder>(
         }
         RuleAction::Pass => {
             rec.hit(side, Hit { source, action: HitAction::Pass, rule: ri });
-            Step::Pass
+            Step::Pass(pid, ri)
         }
     }
 }

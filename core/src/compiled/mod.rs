@@ -79,6 +79,8 @@ pub(crate) struct Program {
     tiers: Box<[TierDefault]>,
     /// Per tier: whether it is an Istio tier (skipped for requests that are not TCP).
     istio_tiers: Box<[bool]>,
+    /// The Istio ALLOW layer's tier, if any (its passing rule names a profile allow).
+    istio_allow_tier: Option<TierId>,
     no_policy_action: Action,
     require_peer_identity: bool,
     trust_domain: Box<str>,

@@ -164,7 +164,7 @@ pub(crate) fn tier_cmp(a: &Tier, b: &Tier) -> std::cmp::Ordering {
 
 /// The tier holding Calico Profiles' rules: after every other tier, denying what no profile
 /// rule decided (as Calico does). Not a valid tier name, so no user tier can take it.
-pub(crate) const PROFILE_TIER: &str = "__profile__";
+pub(crate) const PROFILE_TIER: &str = "__PROFILE__"; // as Calico names the profile in flow logs
 
 /// The label that marks an endpoint as using a profile (`<prefix><profile name>: "true"`).
 pub(crate) const PROFILE_LABEL_PREFIX: &str = "palisade.dev/profile.";

@@ -199,6 +199,9 @@ fn applicable(ctx: &Ctx<'_>, ep: usize, side: Side, mode: Mode) -> Vec<PolicyId>
 
 fn walk(ctx: &Ctx<'_>, ep: usize, side: Side, mode: Mode, hits: &mut Vec<Hit>) -> SideOutcome {
     let policies = applicable(ctx, ep, side, mode);
+    // The Istio ALLOW rule that let this ingress walk through the mesh layer, if any: it
+    // names a profile allow (the reason stays `no_policy`).
+    let mut mesh: Option<(TierId, PolicyId, i32)> = None;
     for (tier_idx, tier) in ctx.bundle.tiers.iter().enumerate() {
         let tier_id = tier_idx as TierId;
         // Istio's layer is a sidecar's: it sees TCP only.
@@ -240,6 +243,9 @@ fn walk(ctx: &Ctx<'_>, ep: usize, side: Side, mode: Mode, hits: &mut Vec<Hit>) -
                     }
                     RuleAction::Pass => {
                         hits.push(Hit { source: src, action: HitAction::Pass, rule: ri as i32 });
+                        if side == Side::Ingress && tier.name == "istio-allow" {
+                            mesh = Some((tier_id, pid, ri as i32));
+                        }
                         passed = true;
                         break 'policies;
                     }
@@ -268,7 +274,17 @@ fn walk(ctx: &Ctx<'_>, ep: usize, side: Side, mode: Mode, hits: &mut Vec<Hit>) -
     let action = ctx.config.no_policy_action;
     let hit_action = if action == Action::Allow { HitAction::Allow } else { HitAction::Deny };
     hits.push(Hit { source: HitSource::Profile { endpoint: ep as u32 }, action: hit_action, rule: 0 });
-    SideOutcome { action, reason: Reason::NoPolicy, tier: None, policy: None, rule: None, l7_pending: false }
+    match mesh {
+        Some((tier, policy, rule)) if action == Action::Allow => SideOutcome {
+            action,
+            reason: Reason::NoPolicy,
+            tier: Some(tier),
+            policy: Some(policy),
+            rule: Some(rule),
+            l7_pending: false,
+        },
+        _ => SideOutcome { action, reason: Reason::NoPolicy, tier: None, policy: None, rule: None, l7_pending: false },
+    }
 }
 
 /// A criterion's outcome: `None` means the request lacks the attribute it tests.
