@@ -514,16 +514,6 @@ impl OwnedRequest {
         Self::from_raw(raw)
     }
 
-    /// Parses the JSON form from any serde deserializer: a binding's host objects through a
-    /// serde adapter (Python dicts through `pythonize`), with no JSON value built between.
-    /// The same strict rules as [`OwnedRequest::from_value`]; the source must not allow
-    /// unbounded nesting (`auth.claims` is read as a JSON value).
-    pub fn from_deserializer<'de, D: serde::Deserializer<'de>>(de: D) -> Result<OwnedRequest, RequestError> {
-        let raw: JsonRequest = serde_path_to_error::deserialize(crate::strict::stream::Strict::new(de))
-            .map_err(|e| RequestError::new(error_path(e.path().to_string()), human(&e.into_inner().to_string())))?;
-        Self::from_raw(raw)
-    }
-
     fn from_raw(raw: JsonRequest) -> Result<OwnedRequest, RequestError> {
         let direction = match raw.direction.as_deref() {
             None | Some("both") => Direction::Both,

@@ -160,11 +160,6 @@ fn parse(
 ) -> PyResult<Result<OwnedRequest, CoreRequestError>> {
     let unusable = |message: String| CoreRequestError { field: "-".into(), message };
     let value = match (request, kwargs) {
-        // A dict without `auth` (the only part of unbounded depth: claims) is read straight
-        // from the Python objects; anything else goes through the depth-checked JSON value.
-        (Some(r), None) if r.cast::<PyDict>().is_ok_and(|d| !d.contains("auth").unwrap_or(true)) => {
-            return Ok(OwnedRequest::from_deserializer(&mut pythonize::Depythonizer::from_object(r)));
-        }
         (Some(r), None) => to_json(r, 0),
         (None, Some(kw)) => from_keywords(kw),
         (None, None) => return Ok(Err(unusable("a request (dict) or keyword arguments are required".into()))),
