@@ -84,6 +84,8 @@ pub struct Status {
     pub batches: u64,
     /// Objects in the engine.
     pub objects: usize,
+    /// How long the last applied batch took (validate, compile, swap).
+    pub build_time: Duration,
 }
 
 /// Feeds a source's events into an engine. Cheap to clone.
@@ -170,8 +172,10 @@ impl Syncer {
             return true;
         }
         let (changes, ids) = state.batch(self.engine.config());
+        let started = std::time::Instant::now();
         match self.engine.apply_lenient(changes) {
             Ok(report) => {
+                let build_time = started.elapsed();
                 let rejected_files: Vec<&str> = report.rejected.iter().map(|e| e.file.as_str()).collect();
                 state.applied(&ids, &rejected_files);
                 let synced = state.listed;
@@ -180,6 +184,7 @@ impl Syncer {
                     s.generation = report.generation;
                     s.batches += 1;
                     s.objects = report.objects;
+                    s.build_time = build_time;
                     s.rejected = rejected;
                     s.last_error = None;
                     s.synced |= synced;
