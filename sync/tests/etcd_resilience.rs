@@ -75,6 +75,11 @@ fn fast() -> Options {
 /// An engine, its syncer fed by an `EtcdSource` on `endpoints`, and a record of the
 /// source's events.
 fn follow(endpoints: Vec<String>) -> (Arc<Engine>, Syncer, Seen) {
+    follow_with(endpoints, Duration::from_secs(30))
+}
+
+/// As [`follow`], with the source's `idle` (the silence after which it asks for progress).
+fn follow_with(endpoints: Vec<String>, idle: Duration) -> (Arc<Engine>, Syncer, Seen) {
     let engine = Arc::new(Engine::new(Config::default()));
     let syncer = Syncer::new(engine.clone(), fast());
     let (tx, rx) = mpsc::channel(64);
@@ -101,6 +106,7 @@ fn follow(endpoints: Vec<String>) -> (Arc<Engine>, Syncer, Seen) {
     });
     let mut source = EtcdSource::new(endpoints);
     source.timeout = Duration::from_secs(2);
+    source.idle = idle;
     tokio::spawn(source.run(src_tx));
     (engine, syncer, seen)
 }
@@ -272,4 +278,36 @@ async fn updates_keep_coming_when_a_member_of_three_is_killed() {
     .await;
     drop(etcd);
     result.expect("the three-member test took more than 150 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_partition_is_noticed_by_an_unanswered_progress_request() {
+    let Some(etcd) = start_etcd() else { return };
+    let result = tokio::time::timeout(Duration::from_secs(90), async {
+        let mut kv = etcd_client(&etcd.url()).await;
+        workload(&mut kv).await;
+        kv.put(gnp_key("web"), gnp("web", "Allow", 80), None).await.unwrap();
+        let proxy = Proxy::start(etcd.members[0].client_port).await;
+        let (engine, syncer, seen) = follow_with(vec![proxy.url.clone()], Duration::from_millis(500));
+        wait_for(&syncer, WAIT, |s| s.synced).await.expect("initial sync");
+        assert!(allowed(&engine, 80));
+        // Quiet for longer than `idle`: progress is asked and answered, nothing is lost.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(syncer.status().last_error.is_none(), "{:?}", seen.lock().unwrap());
+
+        // Every byte held, no connection closed: only the unanswered progress request can
+        // tell the source that its watch is dead.
+        proxy.freeze();
+        kv.put(gnp_key("web"), gnp("web", "Allow", 443), None).await.unwrap();
+        let s = wait_for(&syncer, WAIT, |s| s.last_error.is_some()).await.expect("the silent partition is noticed");
+        assert!(allowed(&engine, 80), "the last snapshot serves: {s:?}");
+        assert!(!allowed(&engine, 443));
+        assert!(seen.lock().unwrap().iter().any(|e| e.contains("no answer to a progress request")));
+
+        proxy.heal();
+        until(&engine, &seen, "the write made during the partition", |e| allowed(e, 443) && !allowed(e, 80)).await;
+    })
+    .await;
+    drop(etcd);
+    result.expect("the partition test took more than 90 s");
 }

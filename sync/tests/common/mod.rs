@@ -151,11 +151,12 @@ pub async fn etcd_client(url: &str) -> etcd_client::Client {
 }
 
 /// A loopback TCP proxy to `127.0.0.1:target`. [`Proxy::cut`] closes every connection
-/// through it and refuses new ones (etcd itself stays up); [`Proxy::heal`] lets them through
-/// again.
+/// through it and refuses new ones (etcd itself stays up); [`Proxy::freeze`] stops every byte
+/// while closing nothing (a silent partition); [`Proxy::heal`] lets them through again.
 pub struct Proxy {
     pub url: String,
     up: Arc<AtomicBool>,
+    frozen: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -174,22 +175,26 @@ impl Proxy {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let up = Arc::new(AtomicBool::new(true));
         let conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
-        let (up2, conns2) = (up.clone(), conns.clone());
+        let frozen = Arc::new(AtomicBool::new(false));
+        let (up2, conns2, frozen2) = (up.clone(), conns.clone(), frozen.clone());
         let accept = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            while let Ok((inbound, _)) = listener.accept().await {
                 if !up2.load(Ordering::SeqCst) {
                     drop(inbound);
                     continue;
                 }
+                let frozen = frozen2.clone();
                 let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    if let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await {
+                        let (ri, wi) = inbound.into_split();
+                        let (ro, wo) = outbound.into_split();
+                        tokio::join!(pump(ri, wo, frozen.clone()), pump(ro, wi, frozen));
                     }
                 });
                 conns2.lock().unwrap().push(task);
             }
         });
-        Proxy { url, up, conns, accept }
+        Proxy { url, up, frozen, conns, accept }
     }
 
     /// Closes every connection and refuses new ones.
@@ -200,8 +205,37 @@ impl Proxy {
         }
     }
 
-    /// Lets connections through again.
+    /// Holds every byte (in both directions, on every connection, new ones too) and closes
+    /// nothing.
+    pub fn freeze(&self) {
+        self.frozen.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets connections through again (held bytes are delivered).
     pub fn heal(&self) {
+        self.frozen.store(false, Ordering::SeqCst);
         self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to`, holding what it read while `frozen`.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    frozen: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while frozen.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
     }
 }
