@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -144,7 +145,10 @@ async fn follow(engine: &Engine, syncer: &Syncer, dump: Option<&Path>, once: boo
         if let Some(dir) = dump {
             dumped = write_dump(dir, &objects, &dumped).map_err(|e| format!("--dump {}: {e}", dir.display()))?;
         }
-        println!("{}", status_line(generation, &s, &objects));
+        // A closed stdout (`palisade sync ... | head -1`) ends the command quietly.
+        if writeln!(std::io::stdout().lock(), "{}", status_line(generation, &s, &objects)).is_err() {
+            return Ok(());
+        }
         for r in &s.rejected {
             eprintln!("palisade: sync: rejected (its last valid version, or nothing, stays): {r}");
         }
