@@ -32,10 +32,10 @@ impl Recorder {
 
     /// Logs one request's decision.
     pub fn record(&mut self, engine: &Engine, req: &OwnedRequest) {
-        if let Some(s) = engine.snapshot() {
-            if self.log.stats().captured == 0 {
-                self.log.prepare(&s);
-            }
+        if let Some(s) = engine.snapshot()
+            && self.log.stats().captured == 0
+        {
+            self.log.prepare(&s);
         }
         self.log.decide(engine, &req.as_request());
         if self.log.stats().captured - self.log.stats().drained >= 4000 {

@@ -1,4 +1,5 @@
-//! The `palisade` command: `decide`, `explain` and `lint` over a bundle of manifests.
+//! The `palisade` command: `decide`, `explain` and `lint` over a bundle of manifests, and
+//! `sync` with a live cluster.
 
 use std::io::{BufRead, Read, Write};
 use std::process::ExitCode;
@@ -6,6 +7,7 @@ use std::process::ExitCode;
 use palisade::{Config, Engine, OwnedRequest, Reason};
 
 mod flows;
+mod sync;
 
 const USAGE: &str = "\
 usage:
@@ -15,6 +17,7 @@ usage:
   palisade replay  --flow-log FILE... --bundle NEW... [--baseline OLD...] [--format table|json|markdown]
   palisade review  --rbac PATH... --as USER [--as-group G]... --base PATH... --head PATH...
   palisade can-i   VERB KIND [NAME] --rbac PATH... --as USER [--as-group G]... [--namespace NS] [--tier T]...
+  palisade sync    (--etcd URL... | --dir PATH) [--dump DIR] [--once] [--config FILE]
 
 decide also takes --flow-log FILE|- [--aggregation 0-3]: Calico flow-log records of the
 decisions (docs/flow-logs.md).
@@ -283,6 +286,9 @@ fn run(args: &Args) -> Result<ExitCode, String> {
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("sync") {
+        return sync::main(argv.get(1..).unwrap_or_default());
+    }
     if argv.first().map(String::as_str) == Some("replay") {
         return flows::replay_main(argv.get(1..).unwrap_or_default());
     }

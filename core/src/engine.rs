@@ -148,6 +148,29 @@ impl Engine {
         self.writer.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
+    /// The objects in force, in key order (group, kind, namespace, name), each as the parsed
+    /// document it was given as (a `List` item on its own), with the generation of the
+    /// snapshot they built (0 and none before anything is loaded). The two are read together,
+    /// under the writers' turn, so they always agree; the values are shared, not copied.
+    /// Writing the values out as documents gives a bundle that loads back to the same
+    /// decisions (`palisade sync --dump`).
+    ///
+    /// ```
+    /// use palisade::{Engine, Config};
+    ///
+    /// let engine = Engine::new(Config::default());
+    /// assert_eq!(engine.objects(), (0, vec![]));
+    /// engine.load_str("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n").unwrap();
+    /// let (generation, objects) = engine.objects();
+    /// assert_eq!(generation, 1);
+    /// assert_eq!((objects[0].0.kind.as_str(), objects[0].0.name.as_str()), ("Namespace", "shop"));
+    /// assert_eq!(objects[0].1["metadata"]["name"], "shop");
+    /// ```
+    pub fn objects(&self) -> (u64, Vec<(crate::load::ObjectRef, Arc<serde_json::Value>)>) {
+        let store = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        (self.generation.load(Ordering::Acquire), store.entries())
+    }
+
     /// Loads a bundle given as one YAML or JSON text.
     pub fn load_str(&self, text: &str) -> Result<u64, LoadError> {
         self.load(&[Source { name: "<string>", text }])

@@ -144,6 +144,11 @@ impl Store {
         self.objects.values().cloned().collect()
     }
 
+    /// Every object with its key, in key order, sharing the values.
+    pub(crate) fn entries(&self) -> Vec<(ObjectRef, std::sync::Arc<Value>)> {
+        self.objects.iter().map(|(k, d)| (k.clone(), d.value.clone())).collect()
+    }
+
     /// Looks a delete's key up: as given, then (for a key whose scope the caller could not
     /// know) cluster-scoped, then in the default namespace.
     fn find(&self, key: &ObjectRef) -> Option<ObjectRef> {

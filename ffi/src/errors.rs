@@ -74,3 +74,15 @@ pub(crate) fn guarded(err: *mut *mut palisade_error, f: impl FnOnce() -> palisad
     }
     status
 }
+
+/// Reads a field of a caller's error; `absent` for NULL.
+///
+/// # Safety
+/// `err` is NULL or a live error returned by this library.
+pub(crate) unsafe fn error_field<T>(err: *const palisade_error, absent: T, f: impl FnOnce(&palisade_error) -> T) -> T {
+    // SAFETY: per the contract above.
+    match unsafe { err.as_ref() } {
+        Some(e) => f(e),
+        None => absent,
+    }
+}

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use palisade_core::flowlog::{Aggregation, FlowLog, FlowLogConfig};
 use palisade_core::{Action, Config, Engine, Reason};
 
-use errors::{cstring, guarded, load_error, make_error, report, write_error};
+use errors::{cstring, error_field, guarded, load_error, make_error, report, write_error};
 use requests::{borrowed, decide_into, read_str, read_strs, with_request};
 pub use types::*;
 
@@ -672,54 +672,39 @@ pub unsafe extern "C" fn palisade_string_free(s: *mut c_char) {
 /// The error's status.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn palisade_error_status(err: *const palisade_error) -> palisade_status {
-    if err.is_null() {
-        return palisade_status::NullArgument;
-    }
-    // SAFETY: checked non-NULL.
-    unsafe { &*err }.status
+    // SAFETY: `err` is NULL or an error from this library (the caller's contract).
+    unsafe { error_field(err, palisade_status::NullArgument, |e| e.status) }
 }
 
 /// The error's message (NUL-terminated, borrowed from the error).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn palisade_error_message(err: *const palisade_error) -> *const c_char {
-    if err.is_null() {
-        return c"(null error)".as_ptr();
-    }
-    // SAFETY: checked non-NULL.
-    unsafe { &*err }.message.as_ptr()
+    // SAFETY: `err` is NULL or an error from this library (the caller's contract).
+    unsafe { error_field(err, c"(null error)".as_ptr(), |e| e.message.as_ptr()) }
 }
 
 /// Every error of a rejected load, one located line each, the headline first
 /// (NUL-terminated, borrowed from the error); the message itself for other errors.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn palisade_error_report(err: *const palisade_error) -> *const c_char {
-    if err.is_null() {
-        return c"(null error)".as_ptr();
-    }
-    // SAFETY: checked non-NULL.
-    unsafe { &*err }.report.as_ptr()
+    // SAFETY: `err` is NULL or an error from this library (the caller's contract).
+    unsafe { error_field(err, c"(null error)".as_ptr(), |e| e.report.as_ptr()) }
 }
 
 /// How many errors the load found (at most 100 are listed in the report; 1 for errors that
 /// are not load errors, 0 for NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn palisade_error_count(err: *const palisade_error) -> usize {
-    if err.is_null() {
-        return 0;
-    }
-    // SAFETY: checked non-NULL.
-    unsafe { &*err }.count
+    // SAFETY: `err` is NULL or an error from this library (the caller's contract).
+    unsafe { error_field(err, 0, |e| e.count) }
 }
 
 /// A stable lower-case code for the error kind (`syntax`, `schema`, `invalid`, `unsupported`,
 /// `duplicate`, `unknown_tier`, `limit`, `empty`, `io`, `config`, `argument`, `panic`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn palisade_error_kind(err: *const palisade_error) -> *const c_char {
-    if err.is_null() {
-        return c"argument".as_ptr();
-    }
-    // SAFETY: checked non-NULL.
-    unsafe { &*err }.kind.as_ptr()
+    // SAFETY: `err` is NULL or an error from this library (the caller's contract).
+    unsafe { error_field(err, c"argument".as_ptr(), |e| e.kind.as_ptr()) }
 }
 
 /// For bundle errors: the source file, the object (`Kind ns/name`) and the field path

@@ -44,6 +44,15 @@ fn walk(dir: &Path, depth: usize, out: &mut BTreeMap<String, String>) -> Result<
     Ok(())
 }
 
+/// The id prefix of a directory's items (its files' paths).
+fn dir_scope(dir: &Path) -> String {
+    let mut scope = dir.display().to_string();
+    if !scope.ends_with('/') {
+        scope.push('/');
+    }
+    scope
+}
+
 /// Reads the directory: file path to text.
 pub fn scan(dir: &Path) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
@@ -52,7 +61,7 @@ pub fn scan(dir: &Path) -> Result<BTreeMap<String, String>, String> {
 }
 
 /// Watches `dir` and sends its files as events until `events` closes: first a
-/// [`Event::Resync`] of every file, then an upsert for each file whose content changed and a
+/// [`Event::ResyncScoped`] of every file (scoped to the directory), then an upsert for each file whose content changed and a
 /// removal for each file that went away. Filesystem events only trigger a rescan; a rescan
 /// also runs every `rescan` as a safety net for missed events.
 pub async fn watch(dir: PathBuf, events: mpsc::Sender<Event>, rescan: Duration) {
@@ -84,8 +93,9 @@ pub async fn watch(dir: PathBuf, events: mpsc::Sender<Event>, rescan: Duration) 
             Ok(files) => {
                 let sent = match &seen {
                     None => {
-                        let all = files.iter().map(|(p, t)| (p.clone(), Change::upsert_text(p, t))).collect();
-                        events.send(Event::Resync(all)).await
+                        let items = files.iter().map(|(p, t)| (p.clone(), Change::upsert_text(p, t))).collect();
+                        // Scoped to this directory's files: other sources' items stay.
+                        events.send(Event::ResyncScoped { scopes: vec![dir_scope(&dir)], items }).await
                     }
                     Some(old) => send_diff(old, &files, &events).await,
                 };

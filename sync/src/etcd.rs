@@ -5,7 +5,8 @@
 //! or `.../<plural>/<name>` (cluster-scoped), as libcalico-go's etcdv3 backend writes it.
 //! The source lists the prefix, then watches it from the listed revision; when the watch
 //! is lost (etcd restarted, the revision compacted, a member gone) it lists again and sends
-//! the whole state as a [`Event::Resync`], so deletions missed meanwhile are not missed.
+//! the whole state as a [`Event::ResyncScoped`] of its prefix, so deletions missed meanwhile
+//! are not missed and items other sources sent are left alone.
 //! Each key is an item; a value's missing `apiVersion`, `kind`, `metadata.name` or
 //! `metadata.namespace` are taken from the key.
 
@@ -80,6 +81,10 @@ pub struct EtcdSource {
     pub timeout: Duration,
     /// First delay before reconnecting; doubles up to 5 s.
     pub backoff: Duration,
+    /// How long a watch may be silent before the source asks etcd for progress; when that
+    /// request goes unanswered as long again, the connection is taken as lost (a silent
+    /// network partition closes nothing) and the source reconnects and lists (default 30 s).
+    pub idle: Duration,
 }
 
 impl EtcdSource {
@@ -90,6 +95,7 @@ impl EtcdSource {
             prefix: CALICO_PREFIX.into(),
             timeout: Duration::from_secs(5),
             backoff: Duration::from_millis(100),
+            idle: Duration::from_secs(30),
         }
     }
 
@@ -129,18 +135,30 @@ impl EtcdSource {
                 all.push((key.to_string(), c));
             }
         }
-        events.send(Event::Resync(all)).await.map_err(|e| e.to_string())?;
+        // Scoped to the prefix: a relist replaces this datastore's items, not what other
+        // sources or an embedder sent to the same syncer.
+        let resync = Event::ResyncScoped { scopes: vec![self.prefix.clone()], items: all };
+        events.send(resync).await.map_err(|e| e.to_string())?;
         let options = WatchOptions::new().with_prefix().with_start_revision(revision + 1);
         let mut stream = client.watch(self.prefix.as_str(), Some(options)).await.map_err(|e| format!("watch: {e}"))?;
+        let mut asked = false;
         loop {
-            let msg = match tokio::time::timeout(Duration::from_secs(30), stream.message()).await {
-                // Quiet for 30 s: ask for progress, so a dead connection is noticed.
+            let msg = match tokio::time::timeout(self.idle, stream.message()).await {
+                // Asked for progress and nothing came back: the connection is dead even if
+                // nothing closed it.
+                Err(_) if asked => {
+                    return Err(format!("watch: no answer to a progress request in {:?}: reconnecting", self.idle));
+                }
+                // Quiet: ask for progress (etcd answers with an empty response), so a dead
+                // connection is noticed.
                 Err(_) => {
                     stream.request_progress().await.map_err(|e| format!("watch progress: {e}"))?;
+                    asked = true;
                     continue;
                 }
                 Ok(m) => m.map_err(|e| format!("watch: {e}"))?,
             };
+            asked = false;
             let Some(resp) = msg else { return Err("watch stream ended".into()) };
             if resp.compact_revision() > 0 {
                 return Err(format!("watch revision compacted (at {}): listing again", resp.compact_revision()));

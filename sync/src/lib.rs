@@ -108,6 +108,8 @@ pub struct Status {
     /// Kinds a source reads and its upstream does not serve, treated as empty (from
     /// [`Event::Unserved`]; a Kubernetes CRD that is not installed).
     pub unserved: Vec<String>,
+    /// How long the last applied batch took (validate, compile, swap).
+    pub build_time: Duration,
 }
 
 /// Feeds a source's events into an engine. Cheap to clone.
@@ -194,8 +196,10 @@ impl Syncer {
             return true;
         }
         let (changes, ids) = state.batch(self.engine.config());
+        let started = std::time::Instant::now();
         match self.engine.apply_lenient(changes) {
             Ok(report) => {
+                let build_time = started.elapsed();
                 let rejected_files: Vec<&str> = report.rejected.iter().map(|e| e.file.as_str()).collect();
                 state.applied(&ids, &rejected_files);
                 let synced = state.listed;
@@ -204,6 +208,7 @@ impl Syncer {
                     s.generation = report.generation;
                     s.batches += 1;
                     s.objects = report.objects;
+                    s.build_time = build_time;
                     s.rejected = rejected;
                     s.last_error = None;
                     s.synced |= synced;

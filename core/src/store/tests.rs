@@ -276,3 +276,33 @@ fn load_then_apply_composes_and_deletes_find_defaulted_namespaces() {
     let r = engine.apply(vec![Change::delete("", "Pod", Some("default"), "nope")]).unwrap();
     assert_eq!(r.deleted, 0);
 }
+
+#[test]
+fn objects_lists_what_is_in_force_and_reloads_to_the_same_decisions() {
+    let engine = Engine::new(Config::default());
+    assert_eq!(engine.objects(), (0, vec![]));
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": [web_pod()]});
+    engine.apply(vec![Change::upsert(list), Change::upsert_text("p.yaml", policy_text(80))]).unwrap();
+    let (generation, objects) = engine.objects();
+    assert_eq!(generation, 1);
+    let keys: Vec<String> = objects.iter().map(|(k, _)| k.to_string()).collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.iter().any(|k| k.starts_with("Pod ")), "the List item is listed on its own: {keys:?}");
+    // A delete shows at once, with the new generation.
+    let (_, before) = engine.objects();
+    let pod = before.iter().find(|(k, _)| k.kind == "Pod").unwrap().0.clone();
+    engine.apply(vec![Change::Delete(pod)]).unwrap();
+    let (generation, after) = engine.objects();
+    assert_eq!((generation, after.len()), (2, 1));
+    // The values, loaded as a bundle, decide as the engine does.
+    let again = Engine::new(Config::default());
+    let docs: Vec<Change> = before.iter().map(|(_, v)| Change::upsert((**v).clone())).collect();
+    again.apply(docs).unwrap();
+    engine.apply(vec![Change::upsert(web_pod())]).unwrap();
+    assert!(again.decide(&to(80).as_request()).allowed());
+    assert!(!again.decide(&to(81).as_request()).allowed());
+    for port in [80, 81] {
+        let (a, b) = (engine.decide(&to(port).as_request()), again.decide(&to(port).as_request()));
+        assert_eq!((a.action, a.reason, a.rule), (b.action, b.reason, b.rule), "port {port}");
+    }
+}
