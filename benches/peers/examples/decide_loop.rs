@@ -23,8 +23,17 @@ fn main() {
     }
     let r = w.request(shape);
     let mut allowed = 0usize;
-    for _ in 0..iters {
-        allowed += usize::from(p.decide(std::hint::black_box(r)));
+    // PALISADE_DECIDE=reader: through a per-thread `Engine::reader()` instead of `Engine::decide`.
+    if std::env::var("PALISADE_DECIDE").is_ok_and(|m| m == "reader") {
+        let mut reader = p.engine.reader();
+        for _ in 0..iters {
+            let d = reader.decide(&palisade_peers::palisade_peer::request(std::hint::black_box(r)));
+            allowed += usize::from(d.allowed());
+        }
+    } else {
+        for _ in 0..iters {
+            allowed += usize::from(p.decide(std::hint::black_box(r)));
+        }
     }
     println!("{allowed} of {iters} allowed");
 }
