@@ -6,8 +6,9 @@
 //! each batch with one [`Engine::apply_lenient`], so one batch is one snapshot swap. Deciding
 //! never waits for any of this.
 //!
-//! * Before the first complete list of a source has been applied the engine has no
-//!   snapshot and decides `no_bundle`. The Kubernetes source ([`kube::KubeSource`]) watches
+//! * Before the first complete list (a [`Event::Resync`] or [`Event::ResyncScoped`]) has
+//!   been applied the engine has no snapshot and decides `no_bundle`: events that come
+//!   earlier (an embedder's own upserts) wait and are applied with that list's batch. The Kubernetes source ([`kube::KubeSource`]) watches
 //!   one kind per watcher and sends nothing but errors until every kind has been listed
 //!   once, then one [`Event::ResyncScoped`] of every kind.
 //! * A relist replaces what it covers: [`Event::Resync`] the whole upstream state,
@@ -193,6 +194,12 @@ impl Syncer {
     /// Applies the pending batch; `false` when it failed as a whole.
     fn flush(&self, state: &mut Batcher) -> bool {
         if !state.pending_work() {
+            return true;
+        }
+        // Nothing is applied before a complete list: a snapshot with the pods an embedder sent
+        // and without the policies the datastore holds would allow what the cluster denies.
+        // The events wait, in order, and go with the first list's batch.
+        if !state.listed {
             return true;
         }
         let (changes, ids) = state.batch(self.engine.config());

@@ -120,15 +120,19 @@ async fn calico_etcd_datastore_keeps_the_engine_current() {
         let syncer = Syncer::new(engine.clone(), fast());
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(syncer.clone().run(rx));
+        // Pods come from elsewhere (an embedder's informer) into the same syncer, and before
+        // the datastore's first list: that list is scoped to the etcd prefix, so it must leave
+        // the pod alone (an unscoped relist removed every item it did not name).
+        tx.send(Event::Upsert("pod shop/web".into(), Change::upsert_text("pod shop/web", POD))).await.unwrap();
+        // Nothing is applied before a complete list: the pod alone would make a snapshot without
+        // the datastore's policies, which allows what the cluster denies.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let s = syncer.status();
+        assert_eq!((s.batches, s.synced), (0, false), "{s:?}");
+        assert_eq!(engine.decide(&to(9090).as_request()).reason, palisade::Reason::NoBundle);
         tokio::spawn(EtcdSource::new(vec![etcd.url()]).run(tx.clone()));
         let s = wait_for(&syncer, WAIT, |s| s.synced).await.expect("initial sync");
-        assert_eq!(s.objects, 2, "{s:?}");
-        // Pods come from elsewhere (an embedder's informer) into the same syncer. After the
-        // list, not before: a Resync removes every item it does not name, including ones
-        // another sender sent (docs/live-sync.md, one listing source per syncer), so a pod
-        // applied in a batch before the list would be deleted by it.
-        tx.send(Event::Upsert("pod shop/web".into(), Change::upsert_text("pod shop/web", POD))).await.unwrap();
-        let s = wait_for(&syncer, WAIT, |s| s.objects == 3).await.expect("the pod applied");
+        assert_eq!(s.objects, 3, "the datastore's list kept the embedder's pod: {s:?}");
         assert!(allowed(&engine, 80));
         let d = engine.decide(&to(9090).as_request());
         assert!(!d.allowed());
