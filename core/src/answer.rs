@@ -84,14 +84,19 @@ pub struct Answer {
 impl Answer {
     /// The decision JSON (SPEC 7), with `detail` for an `invalid_request`.
     pub fn json(&self) -> Value {
-        let detail = match (&self.request_error, self.decision.detail) {
+        let trace = self.trace();
+        decision_json_with_detail(self.snapshot.as_deref().map(Snapshot::bundle), &self.decision, &trace, self.detail())
+    }
+
+    /// Why the request is an `invalid_request` (the parse error, or what validation
+    /// refused); `None` otherwise. Cheap: no rendering, no trace.
+    pub fn detail(&self) -> Option<String> {
+        match (&self.request_error, self.decision.detail) {
             (Some(e), _) if e.field == "-" => Some(e.message.clone()),
             (Some(e), _) => Some(format!("{}: {}", e.field, e.message)),
             (None, Some(d)) => Some(d.to_string()),
             (None, None) => None,
-        };
-        let trace = self.trace();
-        decision_json_with_detail(self.snapshot.as_deref().map(Snapshot::bundle), &self.decision, &trace, detail)
+        }
     }
 
     /// The tier walk: recorded, or recorded now for a [`decide_lazy`] answer, or empty.

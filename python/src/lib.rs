@@ -246,7 +246,7 @@ impl Decision {
     /// Why an invalid request was refused.
     #[getter]
     fn detail(&self) -> Option<String> {
-        self.a.json().get("detail").and_then(Value::as_str).map(str::to_string)
+        self.a.detail()
     }
     /// The Calico-format trace (`{"ingress": [...], "egress": [...]}`), or None when it was
     /// not recorded (`decide_many`).
