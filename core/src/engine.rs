@@ -51,7 +51,15 @@ pub struct Engine {
     current: ArcSwapOption<Snapshot>,
     generation: AtomicU64,
     /// The objects of the snapshot in force; the lock is also the writers' turn.
-    writer: Mutex<Store>,
+    writer: Mutex<Writer>,
+}
+
+/// What writers share: the objects of the snapshot in force, and what its last full build
+/// knows about pods (for incremental pod changes, [`store::pods`]).
+#[derive(Default)]
+struct Writer {
+    store: Store,
+    inventory: Option<crate::load::Inventory>,
 }
 
 impl Engine {
@@ -61,7 +69,7 @@ impl Engine {
             config,
             current: ArcSwapOption::empty(),
             generation: AtomicU64::new(0),
-            writer: Mutex::new(Store::default()),
+            writer: Mutex::new(Writer::default()),
         }
     }
 
@@ -73,20 +81,24 @@ impl Engine {
     /// Loads, compiles and swaps in a bundle; returns its generation. All-or-nothing.
     pub fn load(&self, sources: &[Source<'_>]) -> Result<u64, LoadError> {
         // Writers take turns so generations are swapped in order; readers never wait.
-        let mut store = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut errors = crate::load::Errors::default();
         let docs = crate::load::documents(sources, &self.config, &mut errors);
-        let bundle = crate::load::build(docs.clone(), &self.config, errors)?;
+        let (bundle, inventory) = crate::load::build_with_inventory(docs.clone(), &self.config, errors)?;
         let objects = Store::from_docs(docs, &self.config)?;
         let generation = self.swap(bundle);
-        *store = objects;
+        *writer = Writer { store: objects, inventory: Some(inventory) };
         Ok(generation)
     }
 
     fn swap(&self, bundle: crate::model::Bundle) -> u64 {
+        self.swap_in(|generation| Snapshot::from_bundle(bundle, &self.config, generation))
+    }
+
+    /// Swaps in the snapshot `make` builds for the next generation (under the writers' turn).
+    fn swap_in(&self, make: impl FnOnce(u64) -> Snapshot) -> u64 {
         let generation = self.generation.load(Ordering::Acquire) + 1;
-        let snapshot = Snapshot::from_bundle(bundle, &self.config, generation);
-        self.current.store(Some(Arc::new(snapshot)));
+        self.current.store(Some(Arc::new(make(generation))));
         self.generation.store(generation, Ordering::Release);
         generation
     }
@@ -136,16 +148,25 @@ impl Engine {
         changes: Vec<Change>,
         build: fn(&Store, &[Change], &Config) -> Result<store::Built, LoadError>,
     ) -> Result<ApplyReport, LoadError> {
-        let mut store = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let built = build(&store, &changes, &self.config)?;
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let Writer { store, inventory } = &mut *writer;
+        // Pods alone, of known label sets: laid over the compiled program.
+        if let (Some(inv), Some(current)) = (inventory.as_mut(), self.current.load_full())
+            && let Some(inc) = store::pods::apply(store, inv, &current, &changes, &self.config)
+        {
+            let (overlay, report) = inc.commit(store, inv);
+            let generation = self.swap_in(|g| current.with_overlay(overlay, report.objects, g));
+            return Ok(ApplyReport { generation, ..report });
+        }
+        let built = build(store, &changes, &self.config)?;
         let generation = self.swap(built.bundle);
-        *store = built.store;
+        *writer = Writer { store: built.store, inventory: Some(built.inventory) };
         Ok(ApplyReport { generation, ..built.report })
     }
 
     /// How many objects the engine holds (those of the snapshot in force).
     pub fn object_count(&self) -> usize {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.writer.lock().unwrap_or_else(|p| p.into_inner()).store.len()
     }
 
     /// The objects in force, in key order (group, kind, namespace, name), each as the parsed
@@ -167,8 +188,8 @@ impl Engine {
     /// assert_eq!(objects[0].1["metadata"]["name"], "shop");
     /// ```
     pub fn objects(&self) -> (u64, Vec<(crate::load::ObjectRef, Arc<serde_json::Value>)>) {
-        let store = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        (self.generation.load(Ordering::Acquire), store.entries())
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        (self.generation.load(Ordering::Acquire), writer.store.entries())
     }
 
     /// Loads a bundle given as one YAML or JSON text.

@@ -1,6 +1,8 @@
 //! An immutable, compiled policy snapshot: the unit that `arc-swap` replaces on reload.
 
-use crate::compiled::Program;
+use std::sync::{Arc, OnceLock};
+
+use crate::compiled::{Overlay, Program};
 use crate::config::Config;
 use crate::decision::Decision;
 use crate::error::LoadError;
@@ -9,17 +11,39 @@ use crate::load::{self, Source};
 use crate::model::Bundle;
 use crate::reference;
 use crate::request::Request;
-use crate::trace::{NoTrace, Trace};
+use crate::trace::{Hit, HitSource, NoTrace, Recorder, Trace};
 
 /// A loaded bundle, ready to decide. Immutable and `Send + Sync`.
+///
+/// A snapshot is a compiled program and the bundle it was compiled from, shared with the
+/// snapshots made from it by incremental pod changes ([`crate::Engine::apply`]), which lay
+/// their endpoint changes over the program ([`Snapshot::incremental_changes`]) instead of
+/// compiling it again.
 #[derive(Debug)]
 pub struct Snapshot {
+    base: Arc<Base>,
+    /// Endpoint changes since `base` was compiled, if any.
+    live: Option<Live>,
+    config: Config,
+    generation: u64,
+}
+
+/// A full compile: the program, the bundle it was compiled from, the policies' names.
+#[derive(Debug)]
+struct Base {
     program: Program,
     /// `<kind>:[<ns>/]<name>` of every policy, by id (for borrowed names in the bindings).
     policy_names: Vec<String>,
     bundle: Bundle,
-    config: Config,
-    generation: u64,
+}
+
+/// Endpoint changes laid over a base, and the bundle they make (built when first asked).
+#[derive(Debug)]
+struct Live {
+    overlay: Overlay,
+    /// Objects in the store behind this snapshot.
+    objects: usize,
+    bundle: OnceLock<Bundle>,
 }
 
 impl Snapshot {
@@ -33,22 +57,70 @@ impl Snapshot {
     pub fn from_bundle(bundle: Bundle, config: &Config, generation: u64) -> Snapshot {
         let program = Program::compile(&bundle, config);
         let policy_names = bundle.policies.iter().map(|p| p.display_name()).collect();
-        Snapshot { program, policy_names, bundle, config: config.clone(), generation }
+        Snapshot {
+            base: Arc::new(Base { program, policy_names, bundle }),
+            live: None,
+            config: config.clone(),
+            generation,
+        }
     }
 
-    /// The model this snapshot was compiled from.
+    /// A snapshot deciding as this one with `overlay`'s endpoint changes (an overlay started
+    /// from [`Snapshot::overlay`]), sharing this one's compiled program.
+    pub(crate) fn with_overlay(&self, overlay: Overlay, objects: usize, generation: u64) -> Snapshot {
+        Snapshot {
+            base: self.base.clone(),
+            live: Some(Live { overlay, objects, bundle: OnceLock::new() }),
+            config: self.config.clone(),
+            generation,
+        }
+    }
+
+    /// A copy of the endpoint changes laid over the compiled program (empty after a full
+    /// compile), to add to for the next snapshot.
+    pub(crate) fn overlay(&self) -> Overlay {
+        match &self.live {
+            Some(l) => l.overlay.clone(),
+            None => Overlay::new(&self.base.program),
+        }
+    }
+
+    /// The compiled program and the bundle it was compiled from (not counting the
+    /// overlay's changes): what an [`Overlay`] is built against.
+    pub(crate) fn base(&self) -> (&Program, &Bundle) {
+        (&self.base.program, &self.base.bundle)
+    }
+
+    /// How many endpoint changes this snapshot lays over its compiled program (0 after a
+    /// full compile). Incremental pod changes add to it; a full compile starts again at 0.
+    pub fn incremental_changes(&self) -> usize {
+        self.live.as_ref().map_or(0, |l| l.overlay.len())
+    }
+
+    /// The model this snapshot decides with. After incremental pod changes it is built from
+    /// the compiled bundle and the changes the first time it is asked for (a copy of the
+    /// bundle: `explain`, the reference evaluator and flow logs pay it once per snapshot;
+    /// `decide` never does).
     pub fn bundle(&self) -> &Bundle {
-        &self.bundle
+        match &self.live {
+            None => &self.base.bundle,
+            Some(l) => l.bundle.get_or_init(|| {
+                let mut b = self.base.bundle.clone();
+                b.endpoints = l.overlay.live_endpoints(&self.base.bundle);
+                b.objects = l.objects;
+                b
+            }),
+        }
     }
 
     /// The name of policy `id` (`<kind>:[<ns>/]<name>`), as decisions report it.
     pub fn policy_name(&self, id: impl Into<Option<crate::model::PolicyId>>) -> Option<&str> {
-        id.into().and_then(|i| self.policy_names.get(i as usize)).map(String::as_str)
+        id.into().and_then(|i| self.base.policy_names.get(i as usize)).map(String::as_str)
     }
 
     /// The name of tier `id`.
     pub fn tier_name(&self, id: impl Into<Option<crate::model::TierId>>) -> Option<&str> {
-        id.into().and_then(|i| self.bundle.tier(i)).map(|t| t.name.as_str())
+        id.into().and_then(|i| self.base.bundle.tier(i)).map(|t| t.name.as_str())
     }
 
     /// The configuration it decides with.
@@ -63,55 +135,86 @@ impl Snapshot {
 
     /// Decides a request with the compiled program: no lock, no allocation.
     pub fn decide(&self, req: &Request<'_>) -> Decision {
-        crate::compiled::decide(&self.program, req, self.generation, &mut NoTrace)
+        crate::compiled::decide(&self.base.program, self.overlay_ref(), req, self.generation, &mut NoTrace)
     }
 
     /// Approximate heap bytes held by the compiled program (the model is kept beside it
     /// for names and explanations).
     pub fn program_heap_bytes(&self) -> usize {
-        self.program.heap_bytes()
+        self.base.program.heap_bytes()
     }
 
     /// Number of tier segments the compiled program indexes by principal or security
     /// identity (for tests of the fast path: the differential test checks it is exercised).
     #[doc(hidden)]
     pub fn indexed_segments(&self) -> usize {
-        self.program.indexed_segments()
+        self.base.program.indexed_segments()
     }
 
     /// Rules the compiled program's rule indexes key on principals, source identities and
     /// destination identities (for tests of the fast path).
     #[doc(hidden)]
     pub fn keyed_rules(&self) -> [usize; 3] {
-        self.program.keyed_rules()
+        self.base.program.keyed_rules()
     }
 
     /// Decides with the reference evaluator (for differential testing).
     pub fn decide_reference(&self, req: &Request<'_>) -> Decision {
-        reference::evaluate(&self.bundle, &self.config, req, self.generation).0
+        reference::evaluate(self.bundle(), &self.config, req, self.generation).0
     }
 
     /// Decides with the compiled program and records the tier walk.
     pub fn decide_traced(&self, req: &Request<'_>) -> (Decision, Trace) {
         let mut trace = Trace::default();
-        let d = crate::compiled::decide(&self.program, req, self.generation, &mut trace);
+        let d = self.decide_recorded(req, &mut trace);
         (d, trace)
     }
 
     /// Decides with the compiled program and records the tier walk into `rec`; allocation-free
     /// when the recorder is (as [`crate::flowlog::FixedTrace`] is).
     pub fn decide_recorded<R: crate::trace::Recorder>(&self, req: &Request<'_>, rec: &mut R) -> Decision {
-        crate::compiled::decide(&self.program, req, self.generation, rec)
+        match &self.live {
+            None => crate::compiled::decide(&self.base.program, None, req, self.generation, rec),
+            Some(l) => {
+                let mut rec = LiveIndexes { inner: rec, overlay: &l.overlay };
+                crate::compiled::decide(&self.base.program, Some(&l.overlay), req, self.generation, &mut rec)
+            }
+        }
+    }
+
+    #[inline]
+    fn overlay_ref(&self) -> Option<&Overlay> {
+        self.live.as_ref().map(|l| &l.overlay)
     }
 
     /// Decides with the reference evaluator and records its tier walk.
     pub fn decide_reference_traced(&self, req: &Request<'_>) -> (Decision, Trace) {
-        reference::evaluate(&self.bundle, &self.config, req, self.generation)
+        reference::evaluate(self.bundle(), &self.config, req, self.generation)
     }
 
     /// Decides and explains.
     pub fn explain(&self, req: &Request<'_>) -> Explanation {
         let (d, t) = self.decide_traced(req);
         Explanation::new(self.bundle(), req, d, t)
+    }
+}
+
+/// Renumbers the endpoint of a profile hit from the program's and overlay's numbering to
+/// the position in [`Snapshot::bundle`]'s endpoints, where traces are rendered.
+struct LiveIndexes<'a, R> {
+    inner: &'a mut R,
+    overlay: &'a Overlay,
+}
+
+impl<R: Recorder> Recorder for LiveIndexes<'_, R> {
+    fn hit(&mut self, side: crate::Side, mut hit: Hit) {
+        if let HitSource::Profile { endpoint } = &mut hit.source {
+            *endpoint = self.overlay.live_index(*endpoint);
+        }
+        self.inner.hit(side, hit);
+    }
+
+    fn side(&mut self, side: crate::Side) {
+        self.inner.side(side);
     }
 }

@@ -110,6 +110,9 @@ pub struct ApplyReport {
     /// Upserts that failed validation and were left out (only from `apply_lenient`), one
     /// error each with every failure of that upsert in its `others`.
     pub rejected: Vec<LoadError>,
+    /// Whether the change set was applied incrementally (pods laid over the compiled
+    /// program, see [`pods`]) rather than by a full build.
+    pub incremental: bool,
 }
 
 /// The objects of the snapshot in force, as parsed documents.
@@ -217,6 +220,7 @@ fn stage(changes: &[Change], config: &crate::Config) -> Vec<Result<Staged, LoadE
 pub(crate) struct Built {
     pub store: Store,
     pub bundle: crate::model::Bundle,
+    pub inventory: crate::load::Inventory,
     pub report: ApplyReport,
 }
 
@@ -227,9 +231,10 @@ pub(crate) fn build(store: &Store, changes: &[Change], config: &crate::Config) -
     errors.finish(())?;
     let mut next = store.clone();
     let (upserted, deleted) = next.apply(&staged);
-    let bundle = load::build(next.docs(), config, Errors::default())?;
+    let (bundle, inventory) = load::build_with_inventory(next.docs(), config, Errors::default())?;
     let objects = next.len();
-    Ok(Built { store: next, bundle, report: ApplyReport { upserted, deleted, objects, ..ApplyReport::default() } })
+    let report = ApplyReport { upserted, deleted, objects, ..ApplyReport::default() };
+    Ok(Built { store: next, bundle, inventory, report })
 }
 
 /// As [`build`], leaving out the upserts that fail (on their own, or in the whole) and
@@ -267,6 +272,8 @@ pub(crate) fn build_lenient(store: &Store, changes: &[Change], config: &crate::C
         .collect();
     Ok(built)
 }
+
+pub mod pods;
 
 #[cfg(test)]
 mod tests;

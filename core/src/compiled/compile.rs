@@ -13,8 +13,8 @@ use super::ranges::{IntervalMap, NetRanges, PortSet};
 use super::rule_index::SegIndex;
 use super::selectors::LabelIndex;
 use super::{
-    CEndpoint, CEntity, CHttp, CIstio, CPolicy, CRule, EntityExtra, NO_SELECTOR, PolicyList, Program, Segment, SelId,
-    SideIndexes, istio,
+    CEndpoint, CEntity, CHttp, CIstio, CPolicy, CRule, EntityExtra, KnownIdentities, NO_SELECTOR, PolicyList, Program,
+    Rep, Segment, SelId, SideIndexes, istio,
 };
 use crate::config::Config;
 use crate::model::{Bundle, EntityMatch, PathMatch, PolicyId, PortMatch, RuleMatch, StagedAction, TierId};
@@ -193,21 +193,31 @@ fn endpoints<'a>(
             }
         }
         let identity = ep_ids.get(i).copied().unwrap_or(0);
-        let named_ports =
-            e.ports.iter().map(|p| (c.port_name(&p.name), p.protocol, p.port)).collect::<Vec<_>>().into_boxed_slice();
-        endpoints.push(CEndpoint {
-            identity,
-            spiffe_valid: crate::spiffe::SpiffeId::parse(&e.identity).is_some(),
-            principal_id: principals.get(e.identity.strip_prefix("spiffe://").unwrap_or(&e.identity)),
-            spiffe: e.identity.as_str().into(),
-            namespace: e.namespace.as_str().into(),
-            service_account: e.service_account.as_str().into(),
-            named_ports,
-            lists: per_identity.get(identity as usize).copied().unwrap_or_default(),
-            mtls: crate::model::PeerMtls { from: Vec::new(), ..e.mtls.clone() },
-        });
+        let lists = per_identity.get(identity as usize).copied().unwrap_or_default();
+        endpoints.push(c_endpoint(e, identity, lists, |n| c.port_name(n), principals));
     }
     Endpoints { ip_v4, ip_v6, endpoints }
+}
+
+/// One compiled endpoint: its identity and policy lists, named ports as interned ids.
+pub(super) fn c_endpoint<'a>(
+    e: &'a crate::model::Endpoint,
+    identity: u32,
+    lists: [(u32, u32); 2],
+    mut port_id: impl FnMut(&'a str) -> u32,
+    principals: &PrincipalIds,
+) -> CEndpoint {
+    CEndpoint {
+        identity,
+        spiffe_valid: crate::spiffe::SpiffeId::parse(&e.identity).is_some(),
+        principal_id: principals.get(e.identity.strip_prefix("spiffe://").unwrap_or(&e.identity)),
+        spiffe: e.identity.as_str().into(),
+        namespace: e.namespace.as_str().into(),
+        service_account: e.service_account.as_str().into(),
+        named_ports: e.ports.iter().map(|p| (port_id(&p.name), p.protocol, p.port)).collect(),
+        lists,
+        mtls: crate::model::PeerMtls { from: Vec::new(), ..e.mtls.clone() },
+    }
 }
 
 /// Step 6: IP to covering network sets, one interval map (entry 0 of the lists: none).
@@ -242,7 +252,9 @@ impl Program {
         let has_principal_ids = !principals.is_empty();
         let eps = endpoints(bundle, &ids.endpoints, &per_identity, &mut c, &principals);
         let (netsets, set_lists) = network_sets(bundle, &ids.sets);
+        let known = KnownIdentities::new(&ids, per_identity, &c.port_names);
         Program {
+            known,
             ip_v4: eps.ip_v4,
             ip_v6: eps.ip_v6,
             endpoints: eps.endpoints.into_boxed_slice(),
@@ -432,4 +444,40 @@ fn segments(bundle: &Bundle, ids: &[PolicyId]) -> PolicyList {
         out.push(Segment { tier: ct, policies: cur.into_boxed_slice() });
     }
     PolicyList { segments: out.into_boxed_slice() }
+}
+
+impl KnownIdentities {
+    /// What a compiled program keeps of step 1 to place a new endpoint whose label set is
+    /// already an identity.
+    fn new(ids: &Identities<'_>, per_identity: Vec<[(u32, u32); 2]>, port_names: &FxHashMap<&str, u32>) -> Self {
+        let mut by_hash: FxHashMap<u64, u32> = FxHashMap::default();
+        for (id, labels) in ids.labels.iter().enumerate() {
+            // A collision keeps the first: the other identity is then "unknown" (a rebuild).
+            by_hash.entry(label_hash(labels)).or_insert(id as u32);
+        }
+        let mut first: Vec<Option<Rep>> = vec![None; ids.labels.len()];
+        let members = ids.endpoints.iter().enumerate().map(|(i, &id)| (id, Rep::Endpoint(i as u32)));
+        let sets = ids.sets.iter().enumerate().map(|(i, &id)| (id, Rep::NetworkSet(i as u32)));
+        for (id, rep) in members.chain(sets) {
+            if let Some(f) = first.get_mut(id as usize)
+                && f.is_none()
+            {
+                *f = Some(rep);
+            }
+        }
+        KnownIdentities {
+            by_hash,
+            reps: first.into_iter().map(|r| r.unwrap_or(Rep::NetworkSet(u32::MAX))).collect(),
+            per_identity: per_identity.into_boxed_slice(),
+            port_names: port_names.iter().map(|(k, &v)| (Box::from(*k), v)).collect(),
+        }
+    }
+}
+
+/// A label set's hash (for [`KnownIdentities`]; equality is checked against a member).
+pub(super) fn label_hash(labels: &Labels) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    labels.hash(&mut h);
+    h.finish()
 }

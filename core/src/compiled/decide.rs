@@ -2,7 +2,7 @@
 //! over precomputed per-identity policy lists. Nothing here allocates.
 
 use super::ranges::ip_key;
-use super::{CEndpoint, CEntity, CHttp, CRule, NO_SELECTOR, Program};
+use super::{CEndpoint, CEntity, CHttp, CRule, NO_SELECTOR, Overlay, Program};
 use crate::decision::{Action, Decision, Peer, Reason, Side};
 use crate::http_path::{self, PathBuffer};
 use crate::model::{IcmpMatch, PolicyId, RuleAction, TierDefault, TierId};
@@ -24,24 +24,28 @@ struct IpInfo<'p> {
 }
 
 impl Program {
+    /// What is known about `ip`; endpoint changes in `live` win over the program's own.
     #[inline]
-    fn ip_info(&self, ip: std::net::IpAddr) -> IpInfo<'_> {
+    fn ip_info<'p>(&'p self, live: Option<&'p Overlay>, ip: std::net::IpAddr) -> IpInfo<'p> {
         let ip = canonical_ip(ip);
         let key = ip_key(ip);
-        let idx = if key.0 { self.ip_v4.get(&(key.1 as u32)) } else { self.ip_v6.get(&key.1) };
+        let (idx, endpoint) = match live {
+            None => {
+                let idx = self.base_index(key);
+                (idx, idx.and_then(|i| self.endpoints.get(i as usize)))
+            }
+            Some(o) => {
+                let idx = o.owner(self, key);
+                (idx, idx.and_then(|i| o.endpoint(self, i)))
+            }
+        };
         let sets = if self.set_lists.len() > 1 {
             let list = self.netsets.lookup(key);
             self.set_lists.get(list as usize).map(|b| &**b).unwrap_or_default()
         } else {
             &[]
         };
-        IpInfo {
-            ip,
-            key,
-            endpoint: idx.and_then(|&i| self.endpoints.get(i as usize)),
-            endpoint_index: idx.copied().unwrap_or(0),
-            sets,
-        }
+        IpInfo { ip, key, endpoint, endpoint_index: idx.unwrap_or(0), sets }
     }
 
     #[inline]
@@ -129,14 +133,21 @@ struct PathBuffers {
     istio_cleaned: Option<PathBuffer>,
 }
 
-/// Decides `req` with `prog`, recording the enforced walk into `rec`: validate, bind the
-/// identities, walk the sides, then the staged verdict.
-pub(crate) fn decide<R: Recorder>(prog: &Program, req: &Request<'_>, generation: u64, rec: &mut R) -> Decision {
+/// Decides `req` with `prog` (and the endpoint changes laid over it, `live`), recording the
+/// enforced walk into `rec`: validate, bind the identities, walk the sides, then the staged
+/// verdict.
+pub(crate) fn decide<R: Recorder>(
+    prog: &Program,
+    live: Option<&Overlay>,
+    req: &Request<'_>,
+    generation: u64,
+    rec: &mut R,
+) -> Decision {
     if let Err(e) = validate::check_l4(req) {
         return Decision::invalid(e.message(), generation);
     }
-    let src = prog.ip_info(req.source.ip);
-    let dst = prog.ip_info(req.destination.ip);
+    let src = prog.ip_info(live, req.source.ip);
+    let dst = prog.ip_info(live, req.destination.ip);
     // 1. Validation (the shared steps of `request::validate`); the path is normalised into
     // `bufs` when it is not plain. In this frame: returned from a function, the results
     // were copied (about 150 instructions a decision, measured with callgrind).

@@ -32,6 +32,7 @@ mod compile;
 mod decide;
 mod idset;
 mod istio;
+mod overlay;
 mod principal_index;
 mod ranges;
 mod rule_index;
@@ -47,6 +48,7 @@ use crate::decision::Action;
 use crate::model::{IcmpMatch, PolicyId, RuleAction, TierDefault, TierId};
 
 pub(crate) use decide::decide;
+pub(crate) use overlay::Overlay;
 
 /// Per segment of a list, on one side: its rule index in [`Program::indexes`], if it has one.
 type SideIndexes = Box<[Option<u32>]>;
@@ -57,6 +59,8 @@ type SelId = u32;
 /// A compiled policy decision program.
 #[derive(Debug)]
 pub(crate) struct Program {
+    /// What placing a new endpoint needs (cold: read by [`Overlay`], never by `decide`).
+    known: KnownIdentities,
     ip_v4: FxHashMap<u32, u32>,
     ip_v6: FxHashMap<u128, u32>,
     endpoints: Box<[CEndpoint]>,
@@ -86,6 +90,27 @@ pub(crate) struct Program {
     trust_domain: Box<str>,
     trust_domain_aliases: Box<[Box<str>]>,
     has_istio: bool,
+}
+
+/// The identities of a compiled program, kept so that an endpoint added later
+/// ([`Overlay`]) whose label set is already an identity can be compiled alone.
+#[derive(Debug)]
+struct KnownIdentities {
+    /// Identity by the hash of its label set (compared against a member's labels).
+    by_hash: FxHashMap<u64, u32>,
+    /// Per identity, a member of the compiled bundle carrying its label set.
+    reps: Box<[Rep]>,
+    /// Per identity, `[ingress, egress]` as `(enforced list, pending list)`.
+    per_identity: Box<[[(u32, u32); 2]]>,
+    /// Interned port names (those rules name, and the endpoints' own).
+    port_names: FxHashMap<Box<str>, u32>,
+}
+
+/// A member of the bundle that carries an identity's label set.
+#[derive(Debug, Clone, Copy)]
+enum Rep {
+    Endpoint(u32),
+    NetworkSet(u32),
 }
 
 #[derive(Debug)]

@@ -119,6 +119,109 @@ struct RawPodIp {
     ip: String,
 }
 
+/// The endpoints of a bundle's pods and workload endpoints, with what an incremental pod
+/// change needs to redo one pod as [`endpoints`] would.
+pub(crate) struct Endpoints {
+    /// Pods' endpoints first (in the pods' order), then workload endpoints'.
+    pub endpoints: Vec<Endpoint>,
+    /// The index in `endpoints` of each pod that has one.
+    pub pod_index: HashMap<super::ObjectRef, u32>,
+    /// How many pods show an Istio sidecar (`pod_sidecar` is `Some(true)`): when any does,
+    /// a pod without one is outside the mesh.
+    pub sidecar_pods: usize,
+}
+
+/// What a pod says about its sidecar (see [`sidecar`]); `None` too when its spec does not
+/// parse (its endpoint is then an error of [`pod_endpoint`]).
+pub(crate) fn pod_sidecar(obj: &Obj) -> Option<bool> {
+    typed::<RawPodSpec>(obj.spec(), "spec").ok().and_then(|s| sidecar(obj, &s))
+}
+
+/// One pod's endpoint, as Calico sees it: none for a pod on the host network, finished, or
+/// without an IP. `shows_injection`: whether some pod of the bundle shows a sidecar.
+pub(crate) fn pod_endpoint(
+    obj: &Obj,
+    namespaces: &NamespaceLabels,
+    service_accounts: &ServiceAccountLabels,
+    shows_injection: bool,
+    config: &Config,
+) -> Result<Option<Endpoint>, LoadError> {
+    let wrap = |e: LoadError| obj.err(e);
+    let spec: RawPodSpec = typed(obj.spec(), "spec").map_err(wrap)?;
+    let pod_sidecar = sidecar(obj, &spec);
+    let status: RawPodStatus =
+        typed(obj.doc.value.get("status").unwrap_or(&serde_json::Value::Null), "status").map_err(wrap)?;
+    if spec.host_network == Some(true) || matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+        return Ok(None);
+    }
+    let mut ips = Vec::new();
+    let texts = status.pod_ips.iter().flatten().map(|p| p.ip.as_str()).chain(status.pod_ip.as_deref());
+    for t in texts {
+        let ip = crate::net::parse_ip(t)
+            .ok_or_else(|| wrap(invalid("status.podIPs", format!("{t:?} is not an IP address"))))?;
+        if !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
+    if ips.is_empty() {
+        return Ok(None);
+    }
+    let ns = obj.namespace().to_string();
+    let sa = spec
+        .service_account_name
+        .or(spec.service_account)
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "default".to_string());
+    let mut labels = BTreeMap::new();
+    inherit_namespace(&mut labels, &ns, namespaces);
+    if let Some(sa_labels) = service_accounts.get(&(ns.clone(), sa.clone())) {
+        for (k, v) in sa_labels {
+            labels.insert(format!("pcsa.{k}"), v.clone());
+        }
+    }
+    labels.insert("pcsa.projectcalico.org/name".to_string(), sa.clone());
+    for (k, v) in &obj.labels {
+        labels.insert(k.clone(), v.clone());
+    }
+    labels.insert(NAMESPACE_LABEL.to_string(), ns.clone());
+    labels.insert("projectcalico.org/orchestrator".to_string(), "k8s".to_string());
+    let ns_opted_out =
+        namespaces.get(&ns).and_then(|l| l.get("istio-injection")).map(String::as_str) == Some("disabled");
+    let meshed = match pod_sidecar {
+        Some(s) => s,
+        None => !shows_injection && !ns_opted_out,
+    };
+    labels.insert(ISTIO_SIDECAR_LABEL.to_string(), meshed.to_string());
+    labels.insert(SERVICE_ACCOUNT_LABEL.to_string(), sa.clone());
+    let mut ports = Vec::new();
+    for (ci, c) in spec.containers.iter().flatten().enumerate() {
+        for (pi, p) in c.ports.iter().flatten().enumerate() {
+            let Some(name) = &p.name else { continue };
+            let protocol = match p.protocol.as_deref() {
+                None => proto::TCP,
+                Some(s) => proto::from_name(s).ok_or_else(|| {
+                    wrap(invalid(
+                        format!("spec.containers[{ci}].ports[{pi}].protocol"),
+                        format!("{s:?} is not a protocol"),
+                    ))
+                })?,
+            };
+            ports.push(NamedPort { name: name.clone(), protocol, port: p.container_port });
+        }
+    }
+    let identity = format!("spiffe://{}/ns/{}/sa/{}", config.trust_domain, ns, sa);
+    Ok(Some(Endpoint {
+        namespace: ns,
+        name: obj.id.name.clone(),
+        service_account: sa,
+        ips,
+        labels,
+        ports,
+        identity,
+        mtls: Default::default(),
+    }))
+}
+
 /// Turns pods into workload endpoints, as Calico does: pods with an IP, not on the host
 /// network, not finished. Two endpoints claiming one IP is an error naming both.
 ///
@@ -131,86 +234,24 @@ pub(crate) fn endpoints(
     namespaces: &NamespaceLabels,
     service_accounts: &ServiceAccountLabels,
     config: &Config,
-) -> Result<Vec<Endpoint>, LoadError> {
+) -> Result<Endpoints, LoadError> {
     let mut out = Vec::new();
     let mut owners: HashMap<IpAddr, usize> = HashMap::new();
+    let mut pod_index = HashMap::new();
     // A dump shows injection when some pod carries a sidecar: then a pod without one is
     // outside the mesh. A bundle that shows none (hand-written manifests) puts every
     // workload in the mesh, unless it opts out.
-    let specs: Vec<Option<RawPodSpec>> = pods.iter().map(|o| typed(o.spec(), "spec").ok()).collect();
-    let shows_injection = pods.iter().zip(&specs).any(|(o, s)| s.as_ref().is_some_and(|s| sidecar(o, s) == Some(true)));
-    for (obj, parsed) in pods.iter().zip(specs) {
-        let wrap = |e: LoadError| obj.err(e);
-        let spec: RawPodSpec = match parsed {
-            Some(s) => s,
-            None => typed(obj.spec(), "spec").map_err(wrap)?,
-        };
-        let pod_sidecar = sidecar(obj, &spec);
-        let status: RawPodStatus =
-            typed(obj.doc.value.get("status").unwrap_or(&serde_json::Value::Null), "status").map_err(wrap)?;
-        if spec.host_network == Some(true) || matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+    let sidecar_pods = pods.iter().filter(|o| pod_sidecar(o) == Some(true)).count();
+    let shows_injection = sidecar_pods > 0;
+    for obj in pods {
+        let Some(e) = pod_endpoint(obj, namespaces, service_accounts, shows_injection, config)? else {
             continue;
-        }
-        let mut ips = Vec::new();
-        let texts = status.pod_ips.iter().flatten().map(|p| p.ip.as_str()).chain(status.pod_ip.as_deref());
-        for t in texts {
-            let ip = crate::net::parse_ip(t)
-                .ok_or_else(|| wrap(invalid("status.podIPs", format!("{t:?} is not an IP address"))))?;
-            if !ips.contains(&ip) {
-                ips.push(ip);
-            }
-        }
-        if ips.is_empty() {
-            continue;
-        }
-        let ns = obj.namespace().to_string();
-        let sa = spec
-            .service_account_name
-            .or(spec.service_account)
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "default".to_string());
-        let mut labels = BTreeMap::new();
-        inherit_namespace(&mut labels, &ns, namespaces);
-        if let Some(sa_labels) = service_accounts.get(&(ns.clone(), sa.clone())) {
-            for (k, v) in sa_labels {
-                labels.insert(format!("pcsa.{k}"), v.clone());
-            }
-        }
-        labels.insert("pcsa.projectcalico.org/name".to_string(), sa.clone());
-        for (k, v) in &obj.labels {
-            labels.insert(k.clone(), v.clone());
-        }
-        labels.insert(NAMESPACE_LABEL.to_string(), ns.clone());
-        labels.insert("projectcalico.org/orchestrator".to_string(), "k8s".to_string());
-        let ns_opted_out =
-            namespaces.get(&ns).and_then(|l| l.get("istio-injection")).map(String::as_str) == Some("disabled");
-        let meshed = match pod_sidecar {
-            Some(s) => s,
-            None => !shows_injection && !ns_opted_out,
         };
-        labels.insert(ISTIO_SIDECAR_LABEL.to_string(), meshed.to_string());
-        labels.insert(SERVICE_ACCOUNT_LABEL.to_string(), sa.clone());
-        let mut ports = Vec::new();
-        for (ci, c) in spec.containers.iter().flatten().enumerate() {
-            for (pi, p) in c.ports.iter().flatten().enumerate() {
-                let Some(name) = &p.name else { continue };
-                let protocol = match p.protocol.as_deref() {
-                    None => proto::TCP,
-                    Some(s) => proto::from_name(s).ok_or_else(|| {
-                        wrap(invalid(
-                            format!("spec.containers[{ci}].ports[{pi}].protocol"),
-                            format!("{s:?} is not a protocol"),
-                        ))
-                    })?,
-                };
-                ports.push(NamedPort { name: name.clone(), protocol, port: p.container_port });
-            }
-        }
         let idx = out.len();
-        for ip in &ips {
+        for ip in &e.ips {
             if let Some(&other) = owners.get(ip) {
                 let other: &Endpoint = &out[other];
-                return Err(wrap(
+                return Err(obj.err(
                     LoadError::new(
                         LoadErrorKind::Duplicate,
                         format!("IP {ip} is also claimed by Pod {}/{}", other.namespace, other.name),
@@ -220,17 +261,8 @@ pub(crate) fn endpoints(
             }
             owners.insert(*ip, idx);
         }
-        let identity = format!("spiffe://{}/ns/{}/sa/{}", config.trust_domain, ns, sa);
-        out.push(Endpoint {
-            namespace: ns,
-            name: obj.id.name.clone(),
-            service_account: sa,
-            ips,
-            labels,
-            ports,
-            identity,
-            mtls: Default::default(),
-        });
+        pod_index.insert(obj.id.clone(), idx as u32);
+        out.push(e);
     }
     for obj in weps {
         let Some(e) = workload_endpoint(obj, namespaces, profiles, shows_injection, config).map_err(|e| obj.err(e))?
@@ -257,7 +289,7 @@ pub(crate) fn endpoints(
         }
         out.push(e);
     }
-    Ok(out)
+    Ok(Endpoints { endpoints: out, pod_index, sidecar_pods })
 }
 
 #[derive(Deserialize, Default)]

@@ -314,7 +314,69 @@ pub fn load_values(values: Vec<(String, Value)>, config: &Config) -> Result<Bund
 
 /// Validates and converts documents into a bundle; `errors` may already hold errors found
 /// while parsing (they are reported with the others).
-pub(crate) fn build(docs: Vec<Doc>, config: &Config, mut errors: Errors) -> Result<Bundle, LoadError> {
+pub(crate) fn build(docs: Vec<Doc>, config: &Config, errors: Errors) -> Result<Bundle, LoadError> {
+    build_with_inventory(docs, config, errors).map(|(b, _)| b)
+}
+
+/// What a pod's endpoint depends on beyond the pod itself, kept from a full build so that a
+/// change of pods alone can redo just those pods ([`crate::incremental`]).
+#[derive(Clone)]
+pub(crate) struct Inventory {
+    /// Service-account labels.
+    pub service_accounts: ServiceAccountLabels,
+    /// The validated PeerAuthentications.
+    pub peer_auth: std::sync::Arc<Vec<istio_authn::PeerAuth>>,
+    /// The index in the bundle's endpoints of each pod that has one.
+    pub pod_index: std::collections::HashMap<ObjectRef, u32>,
+    /// How many pods show a sidecar.
+    pub sidecar_pods: usize,
+}
+
+impl Inventory {
+    /// One pod's endpoint, as a full build would make it (PeerAuthentication resolved), given
+    /// whether the bundle shows sidecar injection.
+    pub(crate) fn pod_endpoint(
+        &self,
+        obj: &object::Obj,
+        bundle: &Bundle,
+        shows_injection: bool,
+        config: &Config,
+    ) -> Result<Option<crate::model::Endpoint>, LoadError> {
+        let Some(e) =
+            inventory::pod_endpoint(obj, &bundle.namespaces, &self.service_accounts, shows_injection, config)?
+        else {
+            return Ok(None);
+        };
+        let mut one = [e];
+        istio_authn::resolve(&mut one, &self.peer_auth, &config.istio_root_namespace);
+        let [e] = one;
+        Ok(Some(e))
+    }
+}
+
+/// `doc` as a Pod object, if it is one that classifies without error.
+pub(crate) fn pod_object(doc: &Doc, config: &Config) -> Option<object::Obj> {
+    let mut errors = Errors::default();
+    let mut objects = object::classify(vec![doc.clone()], &config.default_namespace, &mut errors);
+    (errors.is_empty() && objects.pods.len() == 1 && objects.total == 1).then(|| objects.pods.pop()).flatten()
+}
+
+/// Whether a pod object shows an Istio sidecar (what makes a bundle show injection).
+pub(crate) fn obj_shows_sidecar(obj: &object::Obj) -> bool {
+    inventory::pod_sidecar(obj) == Some(true)
+}
+
+/// Whether a stored pod document shows an Istio sidecar.
+pub(crate) fn pod_shows_sidecar(doc: &Doc, config: &Config) -> bool {
+    pod_object(doc, config).is_some_and(|o| obj_shows_sidecar(&o))
+}
+
+/// As [`build`], also returning the [`Inventory`] an incremental pod change needs.
+pub(crate) fn build_with_inventory(
+    docs: Vec<Doc>,
+    config: &Config,
+    mut errors: Errors,
+) -> Result<(Bundle, Inventory), LoadError> {
     let objects = object::classify(docs, &config.default_namespace, &mut errors);
     if errors.is_empty()
         && objects.policy_objects() == 0
@@ -387,16 +449,21 @@ pub(crate) fn build(docs: Vec<Doc>, config: &Config, mut errors: Errors) -> Resu
     }
     calico::sort_policies(&mut policies);
     bundle.policies = policies;
-    bundle.endpoints = errors
-        .keep(inventory::endpoints(
-            &objects.pods,
-            &objects.workload_endpoints,
-            &profile_labels,
-            &bundle.namespaces,
-            &service_accounts,
-            config,
-        ))
-        .unwrap_or_default();
+    let eps = errors.keep(inventory::endpoints(
+        &objects.pods,
+        &objects.workload_endpoints,
+        &profile_labels,
+        &bundle.namespaces,
+        &service_accounts,
+        config,
+    ));
+    let (pod_index, sidecar_pods) = match eps {
+        Some(e) => {
+            bundle.endpoints = e.endpoints;
+            (e.pod_index, e.sidecar_pods)
+        }
+        None => Default::default(),
+    };
     let peer_auth: Vec<_> = objects
         .peer_authentications
         .iter()
@@ -410,7 +477,8 @@ pub(crate) fn build(docs: Vec<Doc>, config: &Config, mut errors: Errors) -> Resu
     bundle.request_authentications = objects.request_authentications.len();
     let sets = calico::network_sets(&objects.network_sets, &bundle.namespaces, &mut errors);
     bundle.network_sets = sets;
-    errors.finish(bundle)
+    let inventory = Inventory { service_accounts, peer_auth: std::sync::Arc::new(peer_auth), pod_index, sidecar_pods };
+    errors.finish((bundle, inventory))
 }
 
 /// The identity under which the object store keeps a document: the loader's own
