@@ -98,6 +98,8 @@ struct Pod {
     named_port: bool,
     finished: bool,
     sidecar: bool,
+    /// A label no selector reads (as a rollout's `pod-template-hash`).
+    hash: usize,
 }
 
 fn pod_value(p: &Pod) -> Value {
@@ -112,7 +114,7 @@ fn pod_value(p: &Pod) -> Value {
     }
     json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": format!("p{}", p.name), "namespace": NAMESPACES[p.namespace],
-                     "labels": {"app": APPS[p.app]}},
+                     "labels": {"app": APPS[p.app], "pod-template-hash": format!("h{}", p.hash)}},
         "spec": {"serviceAccountName": ACCOUNTS[p.account], "containers": containers},
         "status": {"phase": if p.finished { "Succeeded" } else { "Running" }, "podIPs": ips}})
 }
@@ -120,17 +122,20 @@ fn pod_value(p: &Pod) -> Value {
 fn pod() -> impl Strategy<Value = Pod> {
     (0..6usize, 0..2usize, 0..2usize, 0..4usize, 0..8usize, prop::option::weighted(0.1, 0..8usize), any::<bool>())
         .prop_flat_map(|(name, namespace, account, app, ip, ip2, named_port)| {
-            (prop::bool::weighted(0.05), prop::bool::weighted(0.03)).prop_map(move |(finished, sidecar)| Pod {
-                name,
-                namespace,
-                account,
-                app,
-                ip,
-                ip2,
-                named_port,
-                finished,
-                sidecar,
-            })
+            (prop::bool::weighted(0.05), prop::bool::weighted(0.03), 0..3usize).prop_map(
+                move |(finished, sidecar, hash)| Pod {
+                    name,
+                    namespace,
+                    account,
+                    app,
+                    ip,
+                    ip2,
+                    named_port,
+                    finished,
+                    sidecar,
+                    hash,
+                },
+            )
         })
 }
 
@@ -295,6 +300,7 @@ fn a_replica_is_incremental_and_a_new_label_set_is_not() {
         named_port: false,
         finished: false,
         sidecar: false,
+        hash: 0,
     };
     // The first pod of its labels: a new identity, so a full build.
     let r = engine.apply(vec![Change::upsert(pod_value(&p(0, 0, 0)))]).unwrap();
@@ -314,14 +320,19 @@ fn a_replica_is_incremental_and_a_new_label_set_is_not() {
     assert_eq!(engine.snapshot().unwrap().incremental_changes(), 1);
     let replica = engine.decide(&to("10.0.0.2", 8081).as_request());
     assert_eq!((replica.action, replica.reason, replica.policy), (original.action, original.reason, original.policy));
+    // A pod of a new rollout: only a label no selector reads differs, so the same identity.
+    let rollout = Pod { hash: 1, ..p(4, 0, 4) };
+    assert!(engine.apply(vec![Change::upsert(pod_value(&rollout))]).unwrap().incremental);
+    let d = engine.decide(&to("10.0.0.5", 8081).as_request());
+    assert_eq!((d.action, d.reason, d.policy), (original.action, original.reason, original.policy));
     // Deleted: the IP has no owner; the namespace profile no longer applies.
     let r = engine.apply(vec![Change::delete("", "Pod", Some("shop"), "p1")]).unwrap();
     assert!(r.incremental);
     assert_eq!(r.deleted, 1);
     let d = engine.decide(&to("10.0.0.2", 8081).as_request());
     assert_eq!(d.reason, palisade::Reason::NoPolicy);
-    // Another label set: full build, and the overlay starts again.
-    let r = engine.apply(vec![Change::upsert(pod_value(&p(2, 3, 2)))]).unwrap();
+    // A label set a selector tells apart: full build, and the overlay starts again.
+    let r = engine.apply(vec![Change::upsert(pod_value(&p(2, 2, 2)))]).unwrap();
     assert!(!r.incremental);
     assert_eq!(engine.snapshot().unwrap().incremental_changes(), 0);
     // Two pods on one IP: refused whole, as a full build refuses it.

@@ -22,28 +22,60 @@ use crate::selector::Expr;
 
 type Labels = BTreeMap<String, String>;
 
-/// Step 1: one security identity per distinct label set (endpoints and network sets).
+/// Step 1: one security identity per distinct *relevant* label set (endpoints and network
+/// sets), as Cilium's identity-relevant labels: only the keys some selector reads can make
+/// two label sets match differently, so label sets that differ elsewhere (a
+/// `pod-template-hash`, a pod's own name label) share an identity.
 struct Identities<'a> {
-    /// The label set of each identity.
+    /// The label set of each identity (its first member's).
     labels: Vec<&'a Labels>,
     /// Per endpoint, its identity.
     endpoints: Vec<u32>,
     /// Per network set, its identity.
     sets: Vec<u32>,
+    /// The label keys selectors read.
+    relevant: rustc_hash::FxHashSet<&'a str>,
+}
+
+/// The keys every selector of the bundle reads (policy selectors and Calico rule peers).
+fn relevant_keys(bundle: &Bundle) -> rustc_hash::FxHashSet<&str> {
+    let mut keys = rustc_hash::FxHashSet::default();
+    let mut add = |k| {
+        keys.insert(k);
+    };
+    for p in &bundle.policies {
+        p.selector.visit_keys(&mut add);
+        for r in p.ingress.iter().chain(&p.egress).flatten() {
+            if let RuleMatch::Calico(c) = &r.matcher {
+                for e in [&c.source, &c.destination] {
+                    for s in e.selector.iter().chain(&e.not_selector) {
+                        s.visit_keys(&mut add);
+                    }
+                }
+            }
+        }
+    }
+    keys
+}
+
+/// The part of a label set that selectors read, in key order.
+fn projection<'l>(labels: &'l Labels, relevant: &rustc_hash::FxHashSet<&str>) -> Vec<(&'l str, &'l str)> {
+    labels.iter().filter(|(k, _)| relevant.contains(k.as_str())).map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 fn identities<'a>(bundle: &'a Bundle) -> Identities<'a> {
-    let mut identity_of: BTreeMap<&Labels, u32> = BTreeMap::new();
+    let relevant = relevant_keys(bundle);
+    let mut identity_of: FxHashMap<Vec<(&str, &str)>, u32> = FxHashMap::default();
     let mut labels: Vec<&Labels> = Vec::new();
     let mut intern = |l: &'a Labels| -> u32 {
-        *identity_of.entry(l).or_insert_with(|| {
+        *identity_of.entry(projection(l, &relevant)).or_insert_with(|| {
             labels.push(l);
             (labels.len() - 1) as u32
         })
     };
     let endpoints = bundle.endpoints.iter().map(|e| intern(&e.labels)).collect();
     let sets = bundle.network_sets.iter().map(|s| intern(&s.labels)).collect();
-    Identities { labels, endpoints, sets }
+    Identities { labels, endpoints, sets, relevant }
 }
 
 /// Step 2: the compiled policies, which policies select each identity (in evaluation
@@ -450,10 +482,11 @@ impl KnownIdentities {
     /// What a compiled program keeps of step 1 to place a new endpoint whose label set is
     /// already an identity.
     fn new(ids: &Identities<'_>, per_identity: Vec<[(u32, u32); 2]>, port_names: &FxHashMap<&str, u32>) -> Self {
+        let relevant: rustc_hash::FxHashSet<Box<str>> = ids.relevant.iter().map(|&k| Box::from(k)).collect();
         let mut by_hash: FxHashMap<u64, u32> = FxHashMap::default();
         for (id, labels) in ids.labels.iter().enumerate() {
             // A collision keeps the first: the other identity is then "unknown" (a rebuild).
-            by_hash.entry(label_hash(labels)).or_insert(id as u32);
+            by_hash.entry(relevant_hash(labels, &relevant)).or_insert(id as u32);
         }
         let mut first: Vec<Option<Rep>> = vec![None; ids.labels.len()];
         let members = ids.endpoints.iter().enumerate().map(|(i, &id)| (id, Rep::Endpoint(i as u32)));
@@ -466,6 +499,7 @@ impl KnownIdentities {
             }
         }
         KnownIdentities {
+            relevant,
             by_hash,
             reps: first.into_iter().map(|r| r.unwrap_or(Rep::NetworkSet(u32::MAX))).collect(),
             per_identity: per_identity.into_boxed_slice(),
@@ -474,10 +508,21 @@ impl KnownIdentities {
     }
 }
 
-/// A label set's hash (for [`KnownIdentities`]; equality is checked against a member).
-pub(super) fn label_hash(labels: &Labels) -> u64 {
+/// The hash of a label set's relevant part (for [`KnownIdentities`]; equality is checked
+/// against a member).
+pub(super) fn relevant_hash(labels: &Labels, relevant: &rustc_hash::FxHashSet<Box<str>>) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = rustc_hash::FxHasher::default();
-    labels.hash(&mut h);
+    for (k, v) in labels.iter().filter(|(k, _)| relevant.contains(k.as_str())) {
+        (k, v).hash(&mut h);
+    }
     h.finish()
+}
+
+/// Whether two label sets agree on the relevant keys.
+pub(super) fn same_relevant(a: &Labels, b: &Labels, relevant: &rustc_hash::FxHashSet<Box<str>>) -> bool {
+    let part = |l: &'_ Labels| {
+        l.iter().filter(|(k, _)| relevant.contains(k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>()
+    };
+    part(a) == part(b)
 }

@@ -1,8 +1,8 @@
 //! The compiled program: what a snapshot decides with.
 //!
 //! Compilation follows Felix and Cilium:
-//! * endpoints and network sets with identical labels share one numeric **security
-//!   identity**;
+//! * endpoints and network sets whose labels agree on every key a selector reads share one
+//!   numeric **security identity**;
 //! * every selector (policy or rule) is resolved once to the set of identities it matches,
 //!   through an inverted label index;
 //! * per identity and direction, the ordered list of applicable tiers and policies is
@@ -96,7 +96,9 @@ pub(crate) struct Program {
 /// ([`Overlay`]) whose label set is already an identity can be compiled alone.
 #[derive(Debug)]
 struct KnownIdentities {
-    /// Identity by the hash of its label set (compared against a member's labels).
+    /// The label keys selectors read (see `compile::identities`).
+    relevant: rustc_hash::FxHashSet<Box<str>>,
+    /// Identity by the hash of its label set's relevant part (compared against a member's).
     by_hash: FxHashMap<u64, u32>,
     /// Per identity, a member of the compiled bundle carrying its label set.
     reps: Box<[Rep]>,

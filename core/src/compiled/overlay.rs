@@ -2,7 +2,8 @@
 //!
 //! A pod that starts, stops or moves changes which IP belongs to which endpoint, nothing
 //! else, as long as its label set is already a security identity of the program (another
-//! replica of its workload exists or existed): the identity's selectors, policy lists and
+//! pod agreeing on every label a selector reads exists or existed: a replica, or a pod of a
+//! new rollout whose `pod-template-hash` no selector reads): the identity's selectors, policy lists and
 //! rule indexes are the same. An [`Overlay`] holds such changes: the endpoints added since
 //! the program was compiled (numbered after the program's own) and, per changed IP, its new
 //! owner or none. `decide` looks an IP up in the overlay first, then in the program.
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use super::compile::{c_endpoint, label_hash};
+use super::compile::{c_endpoint, relevant_hash, same_relevant};
 use super::ranges::ip_key;
 use super::{CEndpoint, Program, Rep};
 use crate::model::{Bundle, Endpoint};
@@ -168,11 +169,12 @@ impl Program {
 
     /// The identity whose label set is `e`'s, if the program has one.
     fn known_identity(&self, base: &Bundle, e: &Endpoint) -> Option<u32> {
-        let id = *self.known.by_hash.get(&label_hash(&e.labels))?;
+        let relevant = &self.known.relevant;
+        let id = *self.known.by_hash.get(&relevant_hash(&e.labels, relevant))?;
         let labels = match *self.known.reps.get(id as usize)? {
             Rep::Endpoint(i) => &base.endpoints.get(i as usize)?.labels,
             Rep::NetworkSet(i) => &base.network_sets.get(i as usize)?.labels,
         };
-        (*labels == e.labels).then_some(id)
+        same_relevant(labels, &e.labels, relevant).then_some(id)
     }
 }

@@ -61,6 +61,24 @@ pub enum Expr {
 }
 
 impl Expr {
+    /// Calls `f` with every label key the expression reads. Nothing else about a label set
+    /// changes its value: two label sets that agree on these keys are matched alike.
+    pub fn visit_keys<'a>(&'a self, f: &mut impl FnMut(&'a str)) {
+        match self {
+            Expr::All | Expr::Global => {}
+            Expr::Has(k)
+            | Expr::Eq(k, _)
+            | Expr::Ne(k, _)
+            | Expr::Contains(k, _)
+            | Expr::StartsWith(k, _)
+            | Expr::EndsWith(k, _)
+            | Expr::In(k, _)
+            | Expr::NotIn(k, _) => f(k),
+            Expr::Not(e) => e.visit_keys(f),
+            Expr::And(es) | Expr::Or(es) => es.iter().for_each(|e| e.visit_keys(f)),
+        }
+    }
+
     /// Evaluates the expression against a label set with Calico's missing-label rules.
     ///
     /// ```
