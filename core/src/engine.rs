@@ -150,13 +150,25 @@ impl Engine {
     ) -> Result<ApplyReport, LoadError> {
         let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let Writer { store, inventory } = &mut *writer;
-        // Pods alone, of known label sets: laid over the compiled program.
+        // Pods alone, of known label sets: laid over the compiled program (folding a full
+        // overlay in first).
         if let (Some(inv), Some(current)) = (inventory.as_mut(), self.current.load_full())
-            && let Some(inc) = store::pods::apply(store, inv, &current, &changes, &self.config)
+            && store::pods::may_apply(&changes)
         {
-            let (overlay, report) = inc.commit(store, inv);
-            let generation = self.swap_in(|g| current.with_overlay(overlay, report.objects, g));
-            return Ok(ApplyReport { generation, ..report });
+            let mut compacted = (current.incremental_changes() >= store::pods::MAX_OVERLAY)
+                .then(|| store::pods::compact(&current, inv));
+            let (snapshot, inv) = match &mut compacted {
+                Some((s, i)) => (&*s, i),
+                None => (&*current, inv),
+            };
+            if let Some(inc) = store::pods::apply(store, inv, snapshot, &changes, &self.config) {
+                let (overlay, report) = inc.commit(store, inv);
+                let generation = self.swap_in(|g| snapshot.with_overlay(overlay, report.objects, g));
+                if let Some((_, folded)) = compacted {
+                    *inventory = Some(folded);
+                }
+                return Ok(ApplyReport { generation, ..report });
+            }
         }
         let built = build(store, &changes, &self.config)?;
         let generation = self.swap(built.bundle);

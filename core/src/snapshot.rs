@@ -91,6 +91,17 @@ impl Snapshot {
         (&self.base.program, &self.base.bundle)
     }
 
+    /// This snapshot compiled again from its own bundle (overlay included), same generation.
+    pub(crate) fn compacted(&self) -> Snapshot {
+        Snapshot::from_bundle(self.bundle().clone(), &self.config, self.generation)
+    }
+
+    /// Where endpoint `index` (program's or overlay's numbering) stands in
+    /// [`Snapshot::bundle`]'s endpoints.
+    pub(crate) fn live_index(&self, index: u32) -> u32 {
+        self.live.as_ref().map_or(index, |l| l.overlay.live_index(index))
+    }
+
     /// How many endpoint changes this snapshot lays over its compiled program (0 after a
     /// full compile). Incremental pod changes add to it; a full compile starts again at 0.
     pub fn incremental_changes(&self) -> usize {

@@ -339,3 +339,50 @@ fn a_replica_is_incremental_and_a_new_label_set_is_not() {
     let e = engine.apply(vec![Change::upsert(pod_value(&p(3, 0, 0)))]).unwrap_err();
     assert!(e.to_string().contains("also claimed"), "{e}");
 }
+
+#[test]
+fn a_full_overlay_is_folded_in_and_still_decides_as_a_full_build() {
+    let engine = Engine::new(Config::default());
+    engine.load_str(BASE).unwrap();
+    let p = |name: usize, app: usize, ip: usize| Pod {
+        name,
+        namespace: 0,
+        account: 1,
+        app,
+        ip,
+        ip2: None,
+        named_port: false,
+        finished: false,
+        sidecar: false,
+        hash: 0,
+    };
+    engine.apply((0..4).map(|a| Change::upsert(pod_value(&p(a, a, a)))).collect()).unwrap();
+    // Pods come and go on IPs 4..7 until the overlay is full, and one change past it.
+    let max = palisade::store::pods::MAX_OVERLAY;
+    let mut most = 0;
+    let mut n = 0;
+    while n <= max {
+        let (name, ip) = (10 + n % 3, 4 + n % 3);
+        let change = if n % 2 == 0 {
+            Change::upsert(pod_value(&p(name, n % 4, ip)))
+        } else {
+            Change::delete("", "Pod", Some("shop"), &format!("p{}", 10 + (n - 1) % 3))
+        };
+        let r = engine.apply(vec![change]).unwrap();
+        assert!(r.incremental, "change {n}");
+        most = most.max(engine.snapshot().unwrap().incremental_changes());
+        n += 1;
+    }
+    let snap = engine.snapshot().unwrap();
+    assert!(most >= max, "the overlay filled: {most}");
+    assert!(snap.incremental_changes() < 4, "folded in, then one change: {}", snap.incremental_changes());
+    let full = rebuilt(&engine).unwrap();
+    for r in (0..request_ips().len()).flat_map(|s| (0..request_ips().len()).map(move |d| (s, d))) {
+        for port in 0..PORTS.len() {
+            let req = owned(&Req { src: r.0, dst: r.1, port, principal: Some(1) });
+            let (mut a, b) = (snap.decide(&req.as_request()), full.decide(&req.as_request()));
+            a.generation = b.generation;
+            assert_eq!(a, b);
+        }
+    }
+}

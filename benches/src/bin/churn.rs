@@ -4,6 +4,8 @@
 //!
 //! `cargo run --release -p palisade-bench --bin churn -- [--size large] [--seconds 5] [--rate 1000]`
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};

@@ -9,8 +9,9 @@
 //! ([`Overlay`](crate::compiled::Overlay)). Anything else makes the change set take the
 //! full path ([`super::build`]), which also reports any error: a change of another kind, an
 //! invalid pod, a pod whose labels are a new identity, an IP claimed twice, the first pod
-//! to show (or the last to stop showing) a sidecar, an overlay grown past
-//! [`MAX_OVERLAY`] changes (then the full compile starts it again, empty).
+//! to show (or the last to stop showing) a sidecar. An overlay grown to [`MAX_OVERLAY`]
+//! changes is first folded in ([`compact`]: the snapshot's own bundle compiled again, no
+//! object re-read).
 //!
 //! `core/tests/incremental.rs` checks, over random change sequences, that every snapshot
 //! made here decides as a full build of the same objects.
@@ -71,7 +72,7 @@ pub(crate) fn apply(
     changes: &[Change],
     config: &crate::Config,
 ) -> Option<Incremental> {
-    if snapshot.incremental_changes() >= MAX_OVERLAY || !changes.iter().all(is_pod_change) {
+    if snapshot.incremental_changes() >= MAX_OVERLAY || !may_apply(changes) {
         return None;
     }
     let mut staged = Vec::with_capacity(changes.len());
@@ -151,6 +152,23 @@ pub(crate) fn apply(
         index,
         sidecar_pods: sidecar_pods.max(0) as usize,
     })
+}
+
+/// Whether every change could be a pod's (the incremental path may apply).
+pub(crate) fn may_apply(changes: &[Change]) -> bool {
+    changes.iter().all(is_pod_change)
+}
+
+/// `snapshot` with its overlay folded in: compiled again from its own bundle (the model is
+/// not rebuilt from the objects, so this costs the compile alone), with `inventory`'s pod
+/// indices renumbered to it. What an overlay of [`MAX_OVERLAY`] changes becomes before the
+/// next pod change is laid over it.
+pub(crate) fn compact(snapshot: &Snapshot, inventory: &Inventory) -> (Snapshot, Inventory) {
+    let mut inventory = inventory.clone();
+    for i in inventory.pod_index.values_mut() {
+        *i = snapshot.live_index(*i);
+    }
+    (snapshot.compacted(), inventory)
 }
 
 /// Whether a change could be a pod's (deletes are checked once keyed).
