@@ -93,7 +93,32 @@ impl Snapshot {
 
     /// This snapshot compiled again from its own bundle (overlay included), same generation.
     pub(crate) fn compacted(&self) -> Snapshot {
-        Snapshot::from_bundle(self.bundle().clone(), &self.config, self.generation)
+        let bundle = match &self.live {
+            // One copy of the model, not one cached here and a copy of that.
+            Some(l) if l.bundle.get().is_none() => self.materialize(l),
+            _ => self.bundle().clone(),
+        };
+        Snapshot::from_bundle(bundle, &self.config, self.generation)
+    }
+
+    /// The model with the overlay's endpoints: the compiled bundle's other parts copied, its
+    /// endpoints those in force (every field named, so a new one is not forgotten).
+    fn materialize(&self, live: &Live) -> Bundle {
+        let b = &self.base.bundle;
+        Bundle {
+            tiers: b.tiers.clone(),
+            policies: b.policies.clone(),
+            endpoints: live.overlay.live_endpoints(b),
+            network_sets: b.network_sets.clone(),
+            services: b.services.clone(),
+            service_members: b.service_members.clone(),
+            namespaces: b.namespaces.clone(),
+            skipped_documents: b.skipped_documents,
+            skipped_kinds: b.skipped_kinds.clone(),
+            objects: live.objects,
+            peer_authentications: b.peer_authentications,
+            request_authentications: b.request_authentications,
+        }
     }
 
     /// Where endpoint `index` (program's or overlay's numbering) stands in
@@ -115,12 +140,7 @@ impl Snapshot {
     pub fn bundle(&self) -> &Bundle {
         match &self.live {
             None => &self.base.bundle,
-            Some(l) => l.bundle.get_or_init(|| {
-                let mut b = self.base.bundle.clone();
-                b.endpoints = l.overlay.live_endpoints(&self.base.bundle);
-                b.objects = l.objects;
-                b
-            }),
+            Some(l) => l.bundle.get_or_init(|| self.materialize(l)),
         }
     }
 

@@ -74,9 +74,16 @@ fn main() {
     let alone = palisade::Snapshot::build(&[palisade::load::Source { name: "gen", text: &cluster.yaml }], &cfg, 1)
         .expect("the cluster loads");
     let snapshot_bytes = live() - before;
-    drop(alone);
+    let t = Instant::now();
+    let copy = alone.bundle().clone();
+    let clone_time = t.elapsed();
+    let t = Instant::now();
+    let again = palisade::Snapshot::from_bundle(copy, &cfg, 2);
+    let compile_time = t.elapsed();
+    drop((alone, again));
     println!("## {} cluster: {} pods, {} policies\n", size.name, size.pods, cluster.policies);
     println!("load (parse + compile + store): {:.2} s", load.as_secs_f64());
+    println!("model copy {}, compile {}", us(clone_time), us(compile_time));
     println!(
         "memory: engine {:.1} MiB = snapshot {:.1} MiB (program {:.1} MiB) + object store {:.1} MiB\n",
         with_store as f64 / 1048576.0,
@@ -135,6 +142,29 @@ fn main() {
         2 * rounds
     );
     println!("| one pod removed | {} | {} | |", us(quantile(&mut remove, 0.5)), us(quantile(&mut remove, 0.99)));
+
+    // 1b. Pod changes until the overlay is folded in (compiled again from the snapshot's
+    // bundle): the one slow pod change in MAX_OVERLAY.
+    let mut fold = None;
+    let mut i = rounds;
+    while fold.is_none() && i < rounds + palisade::store::pods::MAX_OVERLAY {
+        let template = &pods[(i * 7919) % pods.len()];
+        let before = engine.snapshot().map_or(0, |s| s.incremental_changes());
+        let t = Instant::now();
+        engine.apply(vec![Change::upsert(replica(template, &format!("fill-{i}"), &extra_ip(i)))]).expect("fill");
+        let took = t.elapsed();
+        if engine.snapshot().map_or(0, |s| s.incremental_changes()) < before {
+            fold = Some(took);
+        }
+        i += 1;
+    }
+    if let Some(f) = fold {
+        println!(
+            "| the pod change that folds a full overlay in (1 in {}) | {} | | |",
+            palisade::store::pods::MAX_OVERLAY,
+            us(f)
+        );
+    }
 
     // 2. One policy changed (a full build: policies are not incremental).
     let mut changed = Vec::new();
