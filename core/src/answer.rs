@@ -362,7 +362,8 @@ pub fn changes_from_value(value: &Value) -> Result<Vec<Change>, LoadError> {
     Ok(out)
 }
 
-/// The JSON form of an [`ApplyReport`]: `generation`, `upserted`, `deleted`, `objects`, and
+/// The JSON form of an [`ApplyReport`]: `generation`, `upserted`, `deleted`, `objects`,
+/// `incremental` (the pods were laid over the compiled program, no full build), and
 /// `rejected` (each an [`ErrorFields`] object).
 pub fn apply_report_json(report: &ApplyReport) -> Value {
     serde_json::json!({
@@ -370,6 +371,7 @@ pub fn apply_report_json(report: &ApplyReport) -> Value {
         "upserted": report.upserted,
         "deleted": report.deleted,
         "objects": report.objects,
+        "incremental": report.incremental,
         "rejected": report.rejected.iter().map(|e| ErrorFields::of_load(e).json()).collect::<Vec<_>>(),
     })
 }

@@ -248,3 +248,10 @@ def test_apply_changes_the_engine_and_reports():
     with pytest.raises(palisade.BundleError) as info:
         e.apply([{"op": "rename"}])
     assert info.value.field == "changes[0].op"
+    # A policy delete was a full build; a second pod with pod c's labels is laid over the program.
+    assert report["incremental"] is False
+    replica = e.apply([{"op": "upsert", "object": {"apiVersion": "v1", "kind": "Pod",
+                                                   "metadata": {"name": "d", "namespace": "ns"},
+                                                   "status": {"podIP": "10.0.0.4"}}}])
+    assert replica["incremental"] is True and replica["objects"] == 4
+    assert e.decide(src_ip="10.0.0.1", dst_ip="10.0.0.4", dst_port=80).reason == "no_policy"
