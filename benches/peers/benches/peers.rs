@@ -1,6 +1,8 @@
 //! Criterion: every engine x N x request shape, on the same generated workload.
 //!
-//! Headline ids (`palisade` (Istio rule form), `palisade-calico` (Calico rule form), `scan`, `cedar`, `regorus`, `casbin`) include what a caller does per
+//! Headline ids (`palisade` (Istio rule form), `palisade-calico` (Calico rule form),
+//! `palisade-k8s` (Kubernetes NetworkPolicy form, L4 groups only), `scan`, `cedar`,
+//! `regorus`, `casbin`) include what a caller does per
 //! request (Palisade's borrowed request, Cedar's request and context, regorus' input
 //! value, casbin's argument tuple); `cedar-eval` and `regorus-eval` time the evaluation alone with the request
 //! built beforehand. `cargo run --release -p palisade-peers --bin peers-report` turns the
@@ -72,6 +74,50 @@ fn peers(c: &mut Criterion) {
             g.bench_with_input(BenchmarkId::new("casbin", n), r, |b, r| b.iter(|| casbin.decide(black_box(r))));
             g.finish();
         }
+        l4(c, n);
+    }
+}
+
+/// The L4 workload (principal and port, no HTTP): groups `peers_l4_<shape>`, with the
+/// Kubernetes NetworkPolicy form beside the Istio and Calico forms.
+fn l4(c: &mut Criterion, n: usize) {
+    let w = Workload::generate_l4(n);
+    let Ok(palisade) = PalisadePeer::new(&w) else { return };
+    let Ok(palisade_calico) = PalisadePeer::new_calico(&w) else { return };
+    let Ok(palisade_k8s) = PalisadePeer::new_k8s(&w) else { return };
+    let Ok(cedar) = CedarPeer::new(&w) else { return };
+    let Ok(mut rego) = RegoProgram::new(&w).and_then(|p| p.vm()) else { return };
+    let scan = HandScan::new(&w);
+    let Ok(casbin) = CasbinPeer::new(&w) else { return };
+    for shape in Shape::TIMED {
+        let r = w.request(shape);
+        let verdicts = [
+            palisade.decide(r),
+            palisade_calico.decide(r),
+            palisade_k8s.decide(r),
+            cedar.decide(r),
+            rego.decide(r),
+            scan.decide(r),
+            casbin.decide(r),
+        ];
+        if verdicts.iter().any(|&v| v != r.expect_allow) {
+            eprintln!("engines disagree at N = {n}, L4 {}: {verdicts:?}; skipping", shape.name());
+            continue;
+        }
+        let mut g = c.benchmark_group(format!("peers_l4_{}", shape.name()));
+        let slow = n >= 1_000;
+        g.sample_size(if slow { 10 } else { 50 });
+        g.warm_up_time(Duration::from_millis(if slow { 300 } else { 500 }));
+        g.measurement_time(Duration::from_secs(2));
+        for (id, p) in [("palisade", &palisade), ("palisade-calico", &palisade_calico), ("palisade-k8s", &palisade_k8s)]
+        {
+            g.bench_with_input(BenchmarkId::new(id, n), r, |b, r| b.iter(|| p.decide(black_box(r))));
+        }
+        g.bench_with_input(BenchmarkId::new("scan", n), r, |b, r| b.iter(|| scan.decide(black_box(r))));
+        g.bench_with_input(BenchmarkId::new("cedar", n), r, |b, r| b.iter(|| cedar.decide(black_box(r))));
+        g.bench_with_input(BenchmarkId::new("regorus", n), r, |b, r| b.iter(|| rego.decide(black_box(r))));
+        g.bench_with_input(BenchmarkId::new("casbin", n), r, |b, r| b.iter(|| casbin.decide(black_box(r))));
+        g.finish();
     }
 }
 

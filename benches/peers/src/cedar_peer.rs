@@ -22,8 +22,14 @@ pub fn policies(w: &Workload) -> String {
         let _ = writeln!(
             p,
             "permit(principal == Workload::\"{}\", action == Action::\"http\", resource == Service::\"api\") \
-             when {{ context.port == {} && context.method == \"{}\" && context.path like \"{}*\" }};",
-            r.principal, r.port, r.method, r.prefix
+             when {{ context.port == {}{} }};",
+            r.principal,
+            r.port,
+            if w.http {
+                format!(" && context.method == \"{}\" && context.path like \"{}*\"", r.method, r.prefix)
+            } else {
+                String::new()
+            }
         );
     }
     p

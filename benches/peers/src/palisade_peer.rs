@@ -6,6 +6,13 @@
 //! `NetworkPolicy` on the service with N ingress rules, rule `i` allowing source
 //! `serviceAccounts: {names: [client-i]}` (any namespace) on its port, method and path
 //! prefix; the `default` tier's end denies the rest.
+//!
+//! [`k8s_bundle`] is the Kubernetes NetworkPolicy form (L4 only: Kubernetes has no HTTP or
+//! principal criteria): one NetworkPolicy on the service with N ingress rules, rule `i`
+//! allowing pods labelled `caller: client-i` in namespace `team<i % 16>` on its port.
+//! Palisade still binds the presented principal to the caller pod's IP.
+//!
+//! For the L4 workload ([`Workload::generate_l4`]) every form leaves HTTP out.
 
 use std::fmt::Write as _;
 
@@ -25,8 +32,9 @@ pub fn bundle(w: &Workload) -> String {
              metadata: {{name: allow-{i:05}, namespace: {SERVICE_NAMESPACE}}}\n\
              spec:\n  selector: {{matchLabels: {{app: api}}}}\n  action: ALLOW\n  rules:\n\
              \x20 - from: [{{source: {{principals: [\"{principal}\"]}}}}]\n\
-             \x20   to: [{{operation: {{ports: [\"{}\"], methods: [{}], paths: [\"{}*\"]}}}}]\n",
-            r.port, r.method, r.prefix
+             \x20   to: [{{operation: {{ports: [\"{}\"]{}}}}}]\n",
+            r.port,
+            if w.http { format!(", methods: [{}], paths: [\"{}*\"]", r.method, r.prefix) } else { String::new() }
         );
     }
     y
@@ -45,7 +53,7 @@ fn common(w: &Workload, y: &mut String) {
     for (i, r) in w.rules.iter().enumerate() {
         let _ = write!(
             y,
-            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: client-{i}, namespace: {}, labels: {{app: client}}}}\n\
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: client-{i}, namespace: {}, labels: {{app: client, caller: client-{i}}}}}\n\
              spec: {{serviceAccountName: {}}}\nstatus: {{podIP: {}}}\n",
             r.namespace, r.service_account, r.client_ip
         );
@@ -78,9 +86,36 @@ pub fn calico_bundle(w: &Workload) -> String {
             y,
             "\x20 - action: Allow\n    protocol: TCP\n\
              \x20   source: {{namespaceSelector: all(), serviceAccounts: {{names: [{}]}}}}\n\
-             \x20   destination: {{ports: [{}]}}\n\
-             \x20   http: {{methods: [{}], paths: [{{prefix: \"{prefix}\"}}]}}\n",
-            r.service_account, r.port, r.method
+             \x20   destination: {{ports: [{}]}}\n{}",
+            r.service_account,
+            r.port,
+            if w.http {
+                format!("\x20   http: {{methods: [{}], paths: [{{prefix: \"{prefix}\"}}]}}\n", r.method)
+            } else {
+                String::new()
+            }
+        );
+    }
+    y
+}
+
+/// The workload as one Kubernetes NetworkPolicy with N ingress rules (L4: ports only).
+pub fn k8s_bundle(w: &Workload) -> String {
+    let mut y = String::with_capacity(300 * w.n + 2_000);
+    common(w, &mut y);
+    let _ = write!(
+        y,
+        "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n\
+         metadata: {{name: allow-callers, namespace: {SERVICE_NAMESPACE}}}\n\
+         spec:\n  podSelector: {{matchLabels: {{app: api}}}}\n  policyTypes: [Ingress]\n  ingress:\n"
+    );
+    for (i, r) in w.rules.iter().enumerate() {
+        let _ = write!(
+            y,
+            "\x20 - from: [{{namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {}}}}}, \
+             podSelector: {{matchLabels: {{caller: client-{i}}}}}}}]\n\
+             \x20   ports: [{{protocol: TCP, port: {}}}]\n",
+            r.namespace, r.port
         );
     }
     y
@@ -91,8 +126,14 @@ pub fn calico_bundle(w: &Workload) -> String {
 pub fn request(r: &PeerRequest) -> Request<'_> {
     let source = Address { ip: r.src_ip, port: Some(40_000), principal: r.principal.as_deref() };
     let destination = Address { ip: r.dst_ip, port: Some(r.port), principal: None };
-    let http = Http { method: &r.method, path: &r.path, host: None, headers: Headers::default() };
-    Request { http: Some(http), ..Request::tcp(source, destination) }
+    // The L4 workload's requests have no method: no HTTP.
+    let http = (!r.method.is_empty()).then(|| Http {
+        method: &r.method,
+        path: &r.path,
+        host: None,
+        headers: Headers::default(),
+    });
+    Request { http, ..Request::tcp(source, destination) }
 }
 
 /// A loaded Palisade engine for the workload.
@@ -112,6 +153,11 @@ impl PalisadePeer {
     /// so that one policy holds every rule, as in the issue's measurement.
     pub fn new_calico(w: &Workload) -> Result<PalisadePeer, palisade::LoadError> {
         PalisadePeer::from_yaml_with(&calico_bundle(w), w.n)
+    }
+
+    /// Loads the workload in the Kubernetes NetworkPolicy form ([`k8s_bundle`], L4).
+    pub fn new_k8s(w: &Workload) -> Result<PalisadePeer, palisade::LoadError> {
+        PalisadePeer::from_yaml_with(&k8s_bundle(w), w.n)
     }
 
     /// Loads a rendered bundle.

@@ -31,6 +31,25 @@ allow if {
 }
 "#;
 
+/// The module for the L4 workload: principal and port only.
+pub const MODULE_L4: &str = r#"package palisade.bench
+import rego.v1
+
+default allow := false
+
+blocked if {
+	some cidr in data.blocked
+	net.cidr_contains(cidr, input.source_ip)
+}
+
+allow if {
+	not blocked
+	some r in data.rules
+	r.principal == input.principal
+	r.port == input.port
+}
+"#;
+
 /// The entry point evaluated per request.
 pub const ENTRY: &str = "data.palisade.bench.allow";
 
@@ -62,16 +81,21 @@ pub type RegoError = String;
 impl RegoProgram {
     /// Compiles the module with the workload's data.
     pub fn new(w: &Workload) -> Result<RegoProgram, RegoError> {
-        RegoProgram::from_data(&data(w))
+        RegoProgram::from_module(if w.http { MODULE } else { MODULE_L4 }, &data(w))
     }
 
     /// Compiles the module with a rendered data document.
     pub fn from_data(data_json: &str) -> Result<RegoProgram, RegoError> {
+        RegoProgram::from_module(MODULE, data_json)
+    }
+
+    /// Compiles a module with a rendered data document.
+    pub fn from_module(module: &str, data_json: &str) -> Result<RegoProgram, RegoError> {
         let data = Value::from_json_str(data_json).map_err(|e| e.to_string())?;
         let json: serde_json::Value = serde_json::from_str(data_json).map_err(|e| e.to_string())?;
         let entries: usize = ["rules", "blocked"].iter().filter_map(|k| json[*k].as_array()).map(Vec::len).sum();
         let mut engine = regorus::Engine::new();
-        engine.add_policy("bench.rego".to_string(), MODULE.to_string()).map_err(|e| e.to_string())?;
+        engine.add_policy("bench.rego".to_string(), module.to_string()).map_err(|e| e.to_string())?;
         engine.add_data(data.clone()).map_err(|e| e.to_string())?;
         let policy = engine.compile_with_entrypoint(&ENTRY.into()).map_err(|e| e.to_string())?;
         let program = regorus::languages::rego::compiler::Compiler::compile_from_policy(&policy, &[ENTRY])

@@ -16,6 +16,8 @@ struct Rule {
 
 /// Pre-parsed blocked ranges and allow rules.
 pub struct HandScan {
+    /// Whether rules check method and path (the L4 workload's do not).
+    http: bool,
     blocked: Vec<IpNet>,
     rules: Vec<Rule>,
 }
@@ -33,7 +35,7 @@ impl HandScan {
                 prefix: r.prefix.as_str().into(),
             })
             .collect();
-        HandScan { blocked: w.blocked.clone(), rules }
+        HandScan { http: w.http, blocked: w.blocked.clone(), rules }
     }
 
     /// Blocked ranges first, then the first rule that matches allows.
@@ -43,6 +45,9 @@ impl HandScan {
             return false;
         }
         let Some(p) = principal else { return false };
+        if !self.http {
+            return self.rules.iter().any(|r| r.port == port && *r.principal == *p);
+        }
         self.rules
             .iter()
             .any(|r| r.port == port && *r.principal == *p && *r.method == *method && path.starts_with(&*r.prefix))

@@ -104,6 +104,10 @@ pub struct PeerRequest {
 pub struct Workload {
     /// Number of allow rules.
     pub n: usize,
+    /// Whether rules and requests carry HTTP (method, path). The L4 variant
+    /// ([`Workload::generate_l4`]) has rules on (principal, port) alone, requests without
+    /// HTTP (empty method and path), and a fall-through on a port no rule names.
+    pub http: bool,
     /// Blocked source ranges.
     pub blocked: Vec<IpNet>,
     /// Allow rules, in order.
@@ -118,7 +122,28 @@ fn client_ip(i: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 2, 0, 0)) + i))
 }
 
+/// A port no rule names (the L4 fall-through).
+pub const UNUSED_PORT: u16 = 7070;
+
 impl Workload {
+    /// The L4 variant of [`Workload::generate`]: principal and port only.
+    pub fn generate_l4(n: usize) -> Workload {
+        let mut w = Workload::generate(n);
+        w.http = false;
+        for r in &mut w.rules {
+            r.method = "";
+            r.prefix = String::new();
+        }
+        for q in &mut w.requests {
+            q.method = String::new();
+            q.path = String::new();
+            if q.shape == Shape::FallThrough {
+                q.port = UNUSED_PORT;
+            }
+        }
+        w
+    }
+
     /// The workload with `n` allow rules (deterministic; `n >= 1`).
     pub fn generate(n: usize) -> Workload {
         let n = n.max(1);
@@ -161,7 +186,7 @@ impl Workload {
                 ..hit(Shape::Blocked, first, false)
             },
         ];
-        Workload { n, blocked, rules, requests }
+        Workload { n, http: true, blocked, rules, requests }
     }
 
     /// The request of one shape.

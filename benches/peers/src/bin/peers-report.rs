@@ -98,11 +98,14 @@ fn main() -> Result<(), Error> {
     if std::env::var_os("PEERS_PLOTS_ONLY").is_some() {
         return Ok(());
     }
+    forms(&mut md, &mut json, &target, &sizes);
 
     // 2. Load cost.
     let _ = writeln!(md, "#### Load: time to parse and compile, and live heap after loading\n");
-    let _ =
-        writeln!(md, "| N | Palisade | hand scan | Cedar | regorus (RVM) | casbin |\n|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        md,
+        "| N | Palisade (Istio form) | hand scan | Cedar | regorus (RVM) | casbin | Palisade (Calico form) | Palisade (Kubernetes form, L4) |\n|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     let mut loads = serde_json::Map::new();
     for &n in &sizes {
         let w = Workload::generate(n);
@@ -110,6 +113,8 @@ fn main() -> Result<(), Error> {
         let cedar_text = cedar_peer::policies(&w);
         let rego_data = rego_peer::data(&w);
         let casbin_rows = casbin_peer::rows(&w);
+        let calico_yaml = palisade_peer::calico_bundle(&w);
+        let k8s_yaml = palisade_peer::k8s_bundle(&Workload::generate_l4(n));
         let runs = if n >= 10_000 { 1 } else { 3 };
         let cells = [
             load_cost(runs, || PalisadePeer::from_yaml(&yaml).map_err(Error::from)),
@@ -117,9 +122,11 @@ fn main() -> Result<(), Error> {
             load_cost(runs, || CedarPeer::from_text(&cedar_text).map_err(Error::from)),
             load_cost(runs, || RegoProgram::from_data(&rego_data).and_then(|p| p.vm()).map_err(Error::from)),
             load_cost(runs, || CasbinPeer::from_rows(casbin_rows.clone()).map_err(Error::from)),
+            load_cost(runs, || PalisadePeer::from_yaml_with(&calico_yaml, n).map_err(Error::from)),
+            load_cost(runs, || PalisadePeer::from_yaml_with(&k8s_yaml, n).map_err(Error::from)),
         ];
         let mut row = format!("| {n} |");
-        for (e, c) in ENGINES.iter().zip(&cells) {
+        for (e, c) in ENGINES.iter().chain(&["palisade-calico", "palisade-k8s"]).zip(&cells) {
             let (t, bytes) = c.as_ref().map_err(|e| e.to_string())?;
             let _ = write!(row, " {} / {} |", fmt_duration(*t), fmt_bytes(*bytes));
             loads.insert(format!("{e}/{n}"), serde_json::json!({"seconds": t.as_secs_f64(), "bytes": bytes}));
@@ -170,6 +177,50 @@ fn main() -> Result<(), Error> {
     Ok(())
 }
 
+/// Section 1b: every Palisade form of the policy (Istio rules, Calico rules, Kubernetes
+/// NetworkPolicy for L4), with HTTP and L4-only, beside the hand scan and the fastest peer.
+fn forms(md: &mut String, json: &mut serde_json::Map<String, serde_json::Value>, target: &Path, sizes: &[usize]) {
+    let mut cells = serde_json::Map::new();
+    for (variant, prefix) in
+        [("HTTP (principal, port, method, path prefix)", "peers_"), ("L4 (principal, port)", "peers_l4_")]
+    {
+        let _ =
+            writeln!(md, "#### Every form, {variant}: median ns per decision (ratio = Palisade form / hand scan)\n");
+        let _ = writeln!(
+            md,
+            "| request | N | Istio form | Calico form | Kubernetes form | hand scan | regorus (RVM) | Cedar |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for shape in Shape::TIMED {
+            let group = format!("{prefix}{}", shape.name());
+            for &n in sizes {
+                let get = |e: &str| group_median(target, &group, e, n);
+                let scan = get("scan");
+                let mut row = format!("| {} | {n} |", shape.name());
+                for e in ["palisade", "palisade-calico", "palisade-k8s"] {
+                    let v = get(e);
+                    let ratio = match (v, scan) {
+                        (Some(v), Some(s)) if s > 0.0 => format!(" ({})", fmt_ratio(v / s)),
+                        _ => String::new(),
+                    };
+                    let _ = write!(row, " {}{ratio} |", fmt_ns(v));
+                }
+                for e in ["scan", "regorus", "cedar"] {
+                    let _ = write!(row, " {} |", fmt_ns(get(e)));
+                }
+                let _ = writeln!(md, "{row}");
+                let cell: serde_json::Map<String, serde_json::Value> =
+                    ["palisade", "palisade-calico", "palisade-k8s", "scan", "regorus", "cedar", "casbin"]
+                        .iter()
+                        .filter_map(|e| get(e).map(|v| (e.to_string(), v.into())))
+                        .collect();
+                cells.insert(format!("{group}/{n}"), cell.into());
+            }
+        }
+        md.push('\n');
+    }
+    json.insert("forms_median_ns".into(), cells.into());
+}
+
 /// Every engine gives the intended verdict for every shape.
 fn agree(n: usize) -> Result<(), Error> {
     let w = Workload::generate(n);
@@ -189,7 +240,11 @@ fn agree(n: usize) -> Result<(), Error> {
 }
 
 fn criterion_median(target: &Path, shape: Shape, engine: &str, n: usize) -> Option<f64> {
-    let p = target.join(format!("criterion/peers_{}/{engine}/{n}/new/estimates.json", shape.name()));
+    group_median(target, &format!("peers_{}", shape.name()), engine, n)
+}
+
+fn group_median(target: &Path, group: &str, engine: &str, n: usize) -> Option<f64> {
+    let p = target.join(format!("criterion/{group}/{engine}/{n}/new/estimates.json"));
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()?;
     v["median"]["point_estimate"].as_f64()
 }
