@@ -386,3 +386,28 @@ fn a_full_overlay_is_folded_in_and_still_decides_as_a_full_build() {
         }
     }
 }
+
+#[test]
+fn emptying_a_bundle_of_pods_is_refused_as_a_full_build_refuses_it() {
+    let engine = Engine::new(Config::default());
+    let p = |name: usize, ip: usize| Pod {
+        name,
+        namespace: 0,
+        account: 0,
+        app: 0,
+        ip,
+        ip2: None,
+        named_port: false,
+        finished: false,
+        sidecar: false,
+        hash: 0,
+    };
+    engine.apply(vec![Change::upsert(pod_value(&p(0, 0))), Change::upsert(pod_value(&p(1, 1)))]).unwrap();
+    // Nothing but pods: a delete takes the full path, which keeps what is left...
+    let r = engine.apply(vec![Change::delete("", "Pod", Some("shop"), "p1")]).unwrap();
+    assert!(!r.incremental);
+    // ...and refuses to leave nothing, as loading an empty bundle is refused.
+    let e = engine.apply(vec![Change::delete("", "Pod", Some("shop"), "p0")]).unwrap_err();
+    assert_eq!(e.kind, palisade::LoadErrorKind::Empty);
+    assert_eq!(engine.object_count(), 1);
+}

@@ -146,8 +146,23 @@ pub(crate) fn pod_endpoint(
     shows_injection: bool,
     config: &Config,
 ) -> Result<Option<Endpoint>, LoadError> {
+    endpoint_of(obj, None, namespaces, service_accounts, shows_injection, config)
+}
+
+/// [`pod_endpoint`] with the pod's spec already parsed (`None`: parse it here).
+fn endpoint_of(
+    obj: &Obj,
+    parsed: Option<RawPodSpec>,
+    namespaces: &NamespaceLabels,
+    service_accounts: &ServiceAccountLabels,
+    shows_injection: bool,
+    config: &Config,
+) -> Result<Option<Endpoint>, LoadError> {
     let wrap = |e: LoadError| obj.err(e);
-    let spec: RawPodSpec = typed(obj.spec(), "spec").map_err(wrap)?;
+    let spec: RawPodSpec = match parsed {
+        Some(s) => s,
+        None => typed(obj.spec(), "spec").map_err(wrap)?,
+    };
     let pod_sidecar = sidecar(obj, &spec);
     let status: RawPodStatus =
         typed(obj.doc.value.get("status").unwrap_or(&serde_json::Value::Null), "status").map_err(wrap)?;
@@ -241,10 +256,13 @@ pub(crate) fn endpoints(
     // A dump shows injection when some pod carries a sidecar: then a pod without one is
     // outside the mesh. A bundle that shows none (hand-written manifests) puts every
     // workload in the mesh, unless it opts out.
-    let sidecar_pods = pods.iter().filter(|o| pod_sidecar(o) == Some(true)).count();
+    // Each spec is parsed once, here (a spec that does not parse is the pod's error below).
+    let specs: Vec<Option<RawPodSpec>> = pods.iter().map(|o| typed(o.spec(), "spec").ok()).collect();
+    let sidecar_pods =
+        pods.iter().zip(&specs).filter(|(o, s)| s.as_ref().and_then(|s| sidecar(o, s)) == Some(true)).count();
     let shows_injection = sidecar_pods > 0;
-    for obj in pods {
-        let Some(e) = pod_endpoint(obj, namespaces, service_accounts, shows_injection, config)? else {
+    for (obj, spec) in pods.iter().zip(specs) {
+        let Some(e) = endpoint_of(obj, spec, namespaces, service_accounts, shows_injection, config)? else {
             continue;
         };
         let idx = out.len();

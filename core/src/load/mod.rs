@@ -330,6 +330,9 @@ pub(crate) struct Inventory {
     pub pod_index: std::collections::HashMap<ObjectRef, u32>,
     /// How many pods show a sidecar.
     pub sidecar_pods: usize,
+    /// Whether the bundle holds a readable object besides pods: if not, deleting pods may
+    /// leave it empty, which a full build refuses.
+    pub more_than_pods: bool,
 }
 
 impl Inventory {
@@ -409,6 +412,8 @@ pub(crate) fn build_with_inventory(
         }
     }
     let has_profiles = !objects.profiles.is_empty();
+    let more_than_pods =
+        objects.policy_objects() + objects.inventory_objects() + objects.tiers.len() > objects.pods.len();
     let tiers = errors.keep(calico::tiers(&objects.tiers, has_istio, &admin_tiers, has_profiles)).unwrap_or_default();
     let mut bundle = Bundle {
         tiers,
@@ -477,7 +482,8 @@ pub(crate) fn build_with_inventory(
     bundle.request_authentications = objects.request_authentications.len();
     let sets = calico::network_sets(&objects.network_sets, &bundle.namespaces, &mut errors);
     bundle.network_sets = sets;
-    let inventory = Inventory { service_accounts, peer_auth: std::sync::Arc::new(peer_auth), pod_index, sidecar_pods };
+    let peer_auth = std::sync::Arc::new(peer_auth);
+    let inventory = Inventory { service_accounts, peer_auth, pod_index, sidecar_pods, more_than_pods };
     errors.finish((bundle, inventory))
 }
 

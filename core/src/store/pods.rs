@@ -9,7 +9,8 @@
 //! ([`Overlay`](crate::compiled::Overlay)). Anything else makes the change set take the
 //! full path ([`super::build`]), which also reports any error: a change of another kind, an
 //! invalid pod, a pod whose labels are a new identity, an IP claimed twice, the first pod
-//! to show (or the last to stop showing) a sidecar. An overlay grown to [`MAX_OVERLAY`]
+//! to show (or the last to stop showing) a sidecar, a delete in a bundle of nothing but
+//! pods (it may leave the bundle empty, which a full build refuses). An overlay grown to [`MAX_OVERLAY`]
 //! changes is first folded in ([`compact`]: the snapshot's own bundle compiled again, no
 //! object re-read).
 //!
@@ -73,6 +74,10 @@ pub(crate) fn apply(
     config: &crate::Config,
 ) -> Option<Incremental> {
     if snapshot.incremental_changes() >= MAX_OVERLAY || !may_apply(changes) {
+        return None;
+    }
+    // Deleting the last pods of a bundle of pods alone may empty it: a full build decides.
+    if !inventory.more_than_pods && changes.iter().any(|c| matches!(c, Change::Delete(_))) {
         return None;
     }
     let mut staged = Vec::with_capacity(changes.len());
