@@ -286,11 +286,9 @@ fn incremental_snapshots_decide_as_a_full_build() {
     assert!(decided > 1000, "decisions on overlaid snapshots: {decided}");
 }
 
-#[test]
-fn a_replica_is_incremental_and_a_new_label_set_is_not() {
-    let engine = Engine::new(Config::default());
-    engine.load_str(BASE).unwrap();
-    let p = |name: usize, app: usize, ip: usize| Pod {
+/// A running pod in `shop` with service account `frontend`, app `APPS[app]`, on `IPS[ip]`.
+fn p(name: usize, app: usize, ip: usize) -> Pod {
+    Pod {
         name,
         namespace: 0,
         account: 1,
@@ -301,7 +299,13 @@ fn a_replica_is_incremental_and_a_new_label_set_is_not() {
         finished: false,
         sidecar: false,
         hash: 0,
-    };
+    }
+}
+
+#[test]
+fn a_replica_is_incremental_and_a_new_label_set_is_not() {
+    let engine = Engine::new(Config::default());
+    engine.load_str(BASE).unwrap();
     // The first pod of its labels: a new identity, so a full build.
     let r = engine.apply(vec![Change::upsert(pod_value(&p(0, 0, 0)))]).unwrap();
     assert!(!r.incremental);
@@ -344,18 +348,6 @@ fn a_replica_is_incremental_and_a_new_label_set_is_not() {
 fn a_full_overlay_is_folded_in_and_still_decides_as_a_full_build() {
     let engine = Engine::new(Config::default());
     engine.load_str(BASE).unwrap();
-    let p = |name: usize, app: usize, ip: usize| Pod {
-        name,
-        namespace: 0,
-        account: 1,
-        app,
-        ip,
-        ip2: None,
-        named_port: false,
-        finished: false,
-        sidecar: false,
-        hash: 0,
-    };
     engine.apply((0..4).map(|a| Change::upsert(pod_value(&p(a, a, a)))).collect()).unwrap();
     // Pods come and go on IPs 4..7 until the overlay is full, and one change past it.
     let max = palisade::store::pods::MAX_OVERLAY;
@@ -390,19 +382,7 @@ fn a_full_overlay_is_folded_in_and_still_decides_as_a_full_build() {
 #[test]
 fn emptying_a_bundle_of_pods_is_refused_as_a_full_build_refuses_it() {
     let engine = Engine::new(Config::default());
-    let p = |name: usize, ip: usize| Pod {
-        name,
-        namespace: 0,
-        account: 0,
-        app: 0,
-        ip,
-        ip2: None,
-        named_port: false,
-        finished: false,
-        sidecar: false,
-        hash: 0,
-    };
-    engine.apply(vec![Change::upsert(pod_value(&p(0, 0))), Change::upsert(pod_value(&p(1, 1)))]).unwrap();
+    engine.apply(vec![Change::upsert(pod_value(&p(0, 0, 0))), Change::upsert(pod_value(&p(1, 0, 1)))]).unwrap();
     // Nothing but pods: a delete takes the full path, which keeps what is left...
     let r = engine.apply(vec![Change::delete("", "Pod", Some("shop"), "p1")]).unwrap();
     assert!(!r.incremental);
