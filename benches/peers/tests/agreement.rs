@@ -11,81 +11,60 @@ use palisade_peers::rego_peer::RegoProgram;
 use palisade_peers::scan::HandScan;
 use palisade_peers::{Shape, Workload};
 
-fn check(n: usize) {
-    let w = Workload::generate(n);
-    let palisade = PalisadePeer::new(&w).unwrap();
-    let palisade_calico = PalisadePeer::new_calico(&w).unwrap();
-    let cedar = CedarPeer::new(&w).unwrap();
-    let mut rego = RegoProgram::new(&w).unwrap().vm().unwrap();
-    let scan = HandScan::new(&w);
-    let casbin = CasbinPeer::new(&w).unwrap();
+/// Every engine on `w` (the HTTP or the L4 workload), and every Palisade form it has: the
+/// Istio and Calico forms, and for L4 the Kubernetes form too.
+fn check(w: &Workload) {
+    let n = w.n;
+    let mut forms =
+        vec![("palisade", PalisadePeer::new(w).unwrap()), ("palisade-calico", PalisadePeer::new_calico(w).unwrap())];
+    if !w.http {
+        forms.push(("palisade-k8s", PalisadePeer::new_k8s(w).unwrap()));
+    }
+    let cedar = CedarPeer::new(w).unwrap();
+    let mut rego = RegoProgram::new(w).unwrap().vm().unwrap();
+    let scan = HandScan::new(w);
+    let casbin = CasbinPeer::new(w).unwrap();
     for shape in Shape::ALL {
         let r = w.request(shape);
-        let verdicts = [
-            ("palisade", palisade.decide(r)),
-            ("palisade-calico", palisade_calico.decide(r)),
+        assert_eq!(r.method.is_empty() && r.path.is_empty(), !w.http);
+        let mut verdicts: Vec<(&str, bool)> = forms.iter().map(|(name, p)| (*name, p.decide(r))).collect();
+        verdicts.extend([
             ("cedar", cedar.decide(r)),
             ("regorus", rego.decide(r)),
             ("scan", scan.decide(r)),
             ("casbin", casbin.decide(r)),
-        ];
+        ]);
         for (engine, allowed) in verdicts {
-            assert_eq!(allowed, r.expect_allow, "N = {n}, {engine} on {:?}: {r:?}", shape);
+            assert_eq!(allowed, r.expect_allow, "N = {n}, http {}, {engine} on {:?}: {r:?}", w.http, shape);
         }
     }
-}
-
-/// The L4 workload: the Istio, Calico and Kubernetes forms of Palisade, and every peer.
-fn check_l4(n: usize) {
-    let w = Workload::generate_l4(n);
-    let palisade = PalisadePeer::new(&w).unwrap();
-    let palisade_calico = PalisadePeer::new_calico(&w).unwrap();
-    let palisade_k8s = PalisadePeer::new_k8s(&w).unwrap();
-    let cedar = CedarPeer::new(&w).unwrap();
-    let mut rego = RegoProgram::new(&w).unwrap().vm().unwrap();
-    let scan = HandScan::new(&w);
-    let casbin = CasbinPeer::new(&w).unwrap();
-    for shape in Shape::ALL {
-        let r = w.request(shape);
-        assert!(r.method.is_empty() && r.path.is_empty());
-        let verdicts = [
-            ("palisade", palisade.decide(r)),
-            ("palisade-calico", palisade_calico.decide(r)),
-            ("palisade-k8s", palisade_k8s.decide(r)),
-            ("cedar", cedar.decide(r)),
-            ("regorus", rego.decide(r)),
-            ("scan", scan.decide(r)),
-            ("casbin", casbin.decide(r)),
-        ];
-        for (engine, allowed) in verdicts {
-            assert_eq!(allowed, r.expect_allow, "L4, N = {n}, {engine} on {:?}: {r:?}", shape);
-        }
-    }
-    // The Kubernetes form decides by its rule: the last caller is allowed by the last rule.
-    let d = palisade_k8s.engine.decide(&palisade_peers::palisade_peer::request(w.request(Shape::Last)));
-    assert_eq!((d.reason, d.rule), (palisade::Reason::Rule, Some(n as i32 - 1)));
 }
 
 #[test]
 fn engines_agree_on_the_l4_workload() {
     for n in [1, 10, 100] {
-        check_l4(n);
+        let w = Workload::generate_l4(n);
+        check(&w);
+        // The Kubernetes form decides by its rule: the last caller is allowed by the last rule.
+        let k8s = PalisadePeer::new_k8s(&w).unwrap();
+        let d = k8s.engine.decide(&palisade_peers::palisade_peer::request(w.request(Shape::Last)));
+        assert_eq!((d.reason, d.rule), (palisade::Reason::Rule, Some(n as i32 - 1)));
     }
 }
 
 #[test]
 fn engines_agree_at_n_1() {
-    check(1);
+    check(&Workload::generate(1));
 }
 
 #[test]
 fn engines_agree_at_n_10() {
-    check(10);
+    check(&Workload::generate(10));
 }
 
 #[test]
 fn engines_agree_at_n_100() {
-    check(100);
+    check(&Workload::generate(100));
 }
 
 #[test]
